@@ -1,0 +1,107 @@
+"""The engine contract: one `Transcriber` protocol and the options that shape its output.
+
+Engines live one per module and import their heavy framework (ctranslate2, torch,
+nemo) only inside that module, so scanning and planning never pay for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from tasks.records import Clip, Transcript
+
+ENGINES = ("ctranslate2", "transformers", "nemo", "fake")
+
+
+class EngineError(RuntimeError):
+    """A problem with the engine or its model, not with one file: stops the run."""
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Everything that decides which engine runs and what text it produces."""
+
+    engine: str = "ctranslate2"
+    model: str | None = None  # local path or hub id; None: the engine's default
+    device: str = "auto"  # auto | cpu | cuda
+    compute_type: str = "auto"  # auto: float16 on CUDA, float32 on CPU
+    beam_size: int = 1
+    language: str | None = None
+    word_timestamps: bool = False
+    pack_short_clips: bool = True  # several short clips share one 30 s window
+    batch_size: int = 0  # 0: the engine picks (from free memory on a GPU)
+    extra: tuple[tuple[str, str], ...] = ()  # engine-specific knobs, as sorted pairs
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine: unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device: must be auto, cpu or cuda, got {self.device!r}")
+        if self.beam_size < 1:
+            raise ValueError(f"beam_size: must be at least 1, got {self.beam_size}")
+        if self.batch_size < 0:
+            raise ValueError(f"batch_size: must be 0 (auto) or positive, got {self.batch_size}")
+
+    def with_model(self, model: str) -> EngineConfig:
+        return replace(self, model=model)
+
+    def option(self, key: str, default: str) -> str:
+        return dict(self.extra).get(key, default)
+
+    def output_fields(self) -> dict[str, object]:
+        """The fields that change the transcript (not device placement or batch size)."""
+        fields = asdict(self)
+        for key in ("device", "batch_size"):
+            fields.pop(key)
+        fields["extra"] = dict(sorted(self.extra))
+        return fields
+
+
+def model_fingerprint(model: str) -> str:
+    """Identify a model's weights cheaply: names, sizes and head/tail bytes of its files.
+
+    A hub id without a local folder is its own fingerprint.
+    """
+    path = Path(model)
+    if not path.exists():
+        return model
+    files = sorted(p for p in ([path] if path.is_file() else path.rglob("*")) if p.is_file())
+    digest = hashlib.sha256()
+    for file in files:
+        size = file.stat().st_size
+        digest.update(f"{file.relative_to(path) if file != path else file.name}:{size}".encode())
+        with file.open("rb") as handle:
+            digest.update(handle.read(65_536))
+            if size > 131_072:
+                handle.seek(-65_536, 2)
+                digest.update(handle.read())
+    return digest.hexdigest()[:16]
+
+
+def config_hash(config: EngineConfig, resolved_model: str) -> str:
+    """Half of a file's identity in the ledger: same content × same hash = already done."""
+    payload = config.output_fields()
+    payload["model"] = model_fingerprint(resolved_model)
+    blob = json.dumps(payload, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@runtime_checkable
+class Transcriber(Protocol):
+    """A loaded model that turns clips into transcripts."""
+
+    engine: str
+    model: str  # the resolved model id or path, as recorded in the manifest
+
+    def settings(self) -> dict[str, str]:
+        """Effective settings chosen at load time (device, dtype, attention...)."""
+        ...
+
+    def transcribe(self, clips: Sequence[Clip]) -> list[Transcript]:
+        """One transcript per clip, in order. May raise; the caller isolates failures."""
+        ...

@@ -1,0 +1,117 @@
+"""The records passed between layers: scan → shard → transcribe → manifest.
+
+Every record is a frozen, slotted dataclass so a stage cannot mutate what an
+earlier stage produced, and so the data path reads the same in every module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+Status = Literal["ok", "failed", "skipped"]
+SAMPLE_RATE = 16_000
+
+
+@dataclass(frozen=True, slots=True)
+class MediaItem:
+    """One file of the library, as the scan found it."""
+
+    source: str  # path relative to the library root, or a URI: the manifest key
+    locator: str  # what the MediaSource needs to open it (absolute path, S3 key)
+    size_bytes: int
+    mtime_ns: int
+    content_sha256: str | None = None
+    duration_s: float | None = None
+    error: str | None = None  # set when the scan could not hash or probe it
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.duration_s is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """A duration-balanced group of files that one worker transcribes."""
+
+    shard_id: int
+    items: tuple[MediaItem, ...]
+
+    @property
+    def audio_s(self) -> float:
+        return sum(item.duration_s or 0.0 for item in self.items)
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    start: float
+    end: float
+    word: str
+    probability: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    start: float
+    end: float
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """What an engine returns for one clip; times are on the clip's own clock."""
+
+    text: str
+    segments: tuple[Segment, ...]
+    words: tuple[Word, ...] = ()
+    language: str | None = None
+    info: Mapping[str, str] = field(default_factory=dict)  # per-file decode notes
+
+
+@dataclass(frozen=True, slots=True)
+class Clip:
+    """Decoded audio handed to an engine: 16 kHz mono float32."""
+
+    key: str
+    samples: npt.NDArray[np.float32]
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.samples) / SAMPLE_RATE
+
+
+@dataclass(frozen=True, slots=True)
+class FileResult:
+    """The outcome for one file in one run: becomes one manifest row."""
+
+    item: MediaItem
+    status: Status
+    shard_id: int
+    finished_at: datetime
+    transcript: Transcript | None = None
+    error: str | None = None
+    processing_s: float = 0.0
+    done_in_run: str | None = None  # for `skipped`: the run that holds the ok row
+
+
+@dataclass(frozen=True, slots=True)
+class StageTimes:
+    """Seconds spent per pipeline stage (summed over workers)."""
+
+    scan_s: float = 0.0
+    decode_s: float = 0.0
+    inference_s: float = 0.0
+    write_s: float = 0.0
+
+    def __add__(self, other: StageTimes) -> StageTimes:
+        return StageTimes(
+            self.scan_s + other.scan_s,
+            self.decode_s + other.decode_s,
+            self.inference_s + other.inference_s,
+            self.write_s + other.write_s,
+        )

@@ -1,0 +1,100 @@
+"""Where media comes from: the `MediaSource` interface and the local-folder source.
+
+The scan only needs to list files, read their first bytes, stream their content
+and get a local path PyAV can open; a remote source (S3) implements the same four.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+# Extensions kept without sniffing. Anything else is kept only if its bytes say media.
+MEDIA_EXTENSIONS = frozenset(
+    ".wav .wave .flac .mp3 .m4a .m4b .aac .ogg .oga .opus .wma .aif .aiff .amr .webm"
+    " .mp4 .m4v .mov .mkv .avi .mpg .mpeg .ts .3gp".split()
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    source: str  # manifest key: path relative to the root, or a URI
+    locator: str  # what this source needs to open it
+    size_bytes: int
+    mtime_ns: int
+    error: str | None = None  # listing found it but could not stat it
+
+
+class MediaSource(Protocol):
+    description: str
+
+    def list_files(self) -> Iterator[SourceFile]: ...
+
+    def open(self, locator: str) -> BinaryIO: ...
+
+    def local_path(self, locator: str) -> AbstractContextManager[Path]: ...
+
+
+def looks_like_media(name: str, head: bytes) -> bool:
+    """Keep a file by its extension, or else by the magic bytes of a media container."""
+    if Path(name).suffix.lower() in MEDIA_EXTENSIONS:
+        return True
+    return (
+        (head[:4] == b"RIFF" and head[8:12] in (b"WAVE", b"AVI "))
+        or head[:4] in (b"fLaC", b"OggS", b"FORM", b"\x1a\x45\xdf\xa3")
+        or head[:3] == b"ID3"
+        or head[4:8] == b"ftyp"
+        or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0 and head[1] & 0x06 != 0)
+    )
+
+
+class LocalSource:
+    """A folder on disk, walked recursively; symlinks followed, loops walked once."""
+
+    def __init__(self, root: str | Path, exclude: tuple[Path, ...] = ()) -> None:
+        self.root = Path(root).absolute()
+        if not self.root.is_dir():
+            raise ValueError(f"SOURCE: not a folder: {root}")
+        self.description = str(self.root)
+        self._exclude = {p.resolve() for p in exclude}
+
+    def list_files(self) -> Iterator[SourceFile]:
+        seen_dirs: set[tuple[int, int]] = set()
+        for dirpath, dirnames, filenames in os.walk(self.root, followlinks=True):
+            here = Path(dirpath)
+            if not self._first_visit(here, seen_dirs) or here.resolve() in self._exclude:
+                dirnames.clear()
+                continue
+            dirnames.sort()
+            for name in sorted(filenames):
+                yield self._describe(here / name)
+
+    def open(self, locator: str) -> BinaryIO:
+        return open(locator, "rb")
+
+    def local_path(self, locator: str) -> AbstractContextManager[Path]:
+        return nullcontext(Path(locator))
+
+    def _describe(self, path: Path) -> SourceFile:
+        source = path.relative_to(self.root).as_posix()
+        try:
+            stat = path.stat()
+        except OSError as error:
+            return SourceFile(source, str(path), 0, 0, f"cannot read: {error.strerror}")
+        return SourceFile(source, str(path), stat.st_size, stat.st_mtime_ns)
+
+    @staticmethod
+    def _first_visit(directory: Path, seen: set[tuple[int, int]]) -> bool:
+        try:
+            stat = directory.stat()
+        except OSError:
+            return False
+        key = (stat.st_dev, stat.st_ino)
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
