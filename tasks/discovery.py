@@ -10,13 +10,14 @@ import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from pathlib import Path
 from typing import BinaryIO
 
 from prefect import task
 
 from tasks.audio import MediaError, probe_duration
 from tasks.records import MediaItem
-from tasks.sources import MediaSource, SourceFile, looks_like_media
+from tasks.sources import MediaSource, SourceFile, looks_like_media, open_source
 
 HASH_CHUNK = 1 << 20
 SNIFF_BYTES = 64
@@ -61,6 +62,6 @@ def _sha256(handle: BinaryIO) -> str:
 
 
 @task(name="scan-library", retries=2, retry_delay_seconds=[2, 10])
-def scan_library_task(source: MediaSource) -> list[MediaItem]:
-    """Scan the library (retried: a remote listing can fail for a moment)."""
-    return scan_library(source)
+def scan_library_task(source: str, out: str) -> list[MediaItem]:
+    """Scan the library, leaving out the output folder (retried: a listing can fail for a moment)."""
+    return scan_library(open_source(source, exclude=(Path(out),)))

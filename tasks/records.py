@@ -97,6 +97,7 @@ class FileResult:
     error: str | None = None
     processing_s: float = 0.0
     done_in_run: str | None = None  # for `skipped`: the run that holds the ok row
+    transcript_path: str | None = None  # the JSON output, relative to the output folder
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,3 +98,11 @@ class LocalSource:
             return False
         seen.add(key)
         return True
+
+
+def open_source(uri: str, exclude: tuple[Path, ...] = ()) -> MediaSource:
+    """The MediaSource for a SOURCE argument: a local folder (S3 comes as `s3://bucket/prefix`)."""
+    if "://" in uri:
+        scheme = uri.split("://", 1)[0]
+        raise ValueError(f"SOURCE: {scheme}:// sources are not supported by this install: {uri}")
+    return LocalSource(uri, exclude=exclude)

@@ -38,3 +38,24 @@ class WorkerSettings(BaseSettings):
 @lru_cache(maxsize=1)
 def worker_settings() -> WorkerSettings:
     return WorkerSettings()
+
+
+def external_prefect_api() -> str | None:
+    """The Prefect API the user configured, if any (else the CLI starts a temporary one)."""
+    return os.environ.get("PREFECT_API_URL") or None
+
+
+def prepare_cli_prefect_env(settings: WorkerSettings, verbose: bool) -> None:
+    """Keep the CLI's temporary Prefect state in our cache, not in ~/.prefect, and quiet.
+
+    Must run before `prefect` is imported: Prefect reads these once at import.
+    """
+    if not external_prefect_api():
+        settings.prefect_home.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("PREFECT_HOME", str(settings.prefect_home))
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("PREFECT_LOGGING_SERVER_LEVEL", "WARNING")

@@ -1,0 +1,46 @@
+"""transcribe-shard: one worker transcribes one shard, batch by batch.
+
+Each batch lands in the manifest as soon as it is done, so a retried or resumed
+shard only redoes the batches a killed worker had not finished.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+
+from tasks.engines.base import EngineConfig
+from tasks.manifests import sources_in_run_task
+from tasks.metrics import ShardSummary
+from tasks.records import Shard, StageTimes
+from tasks.reporting import start_progress, update_progress
+from tasks.transcribe import make_batches, transcribe_batch_task
+
+BATCH_FILES = 32
+BATCH_AUDIO_S = 600.0
+
+
+@flow(name="transcribe-shard", retries=1, retry_delay_seconds=10)
+def transcribe_shard(
+    shard: Shard, source: str, out: str, run_id: str, engine: EngineConfig, config_hash: str
+) -> ShardSummary:
+    logger = get_run_logger()
+    done = sources_in_run_task(out, run_id)
+    todo = [item for item in shard.items if item.source not in done]
+    logger.info("shard %d: %d files, %d already in this run", shard.shard_id, len(todo), len(shard.items) - len(todo))
+    progress = start_progress(f"shard {shard.shard_id}: {len(todo)} files")
+    summaries: list[ShardSummary] = []
+    batches = make_batches(todo, BATCH_FILES, BATCH_AUDIO_S)
+    for batch_no, batch in enumerate(batches):
+        summaries.append(
+            transcribe_batch_task(batch, shard.shard_id, batch_no, source, out, run_id, engine, config_hash)
+        )
+        update_progress(progress, 100.0 * (batch_no + 1) / len(batches))
+    update_progress(progress, 100.0)
+    return ShardSummary(
+        shard.shard_id,
+        sum(s.files_ok for s in summaries),
+        sum(s.files_failed for s in summaries),
+        0,
+        sum(s.audio_s for s in summaries),
+        sum((s.times for s in summaries), StageTimes()),
+    )

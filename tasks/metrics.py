@@ -1,0 +1,127 @@
+"""Per-run cost and throughput: the one row per run in DIR/runs/.
+
+Cost is wall time × workers × hourly price: what the run's machines cost while
+it ran. Audio counted is what this run transcribed (ok files), not skipped files.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from prefect import task
+
+from tasks.pricing import Pricing
+from tasks.records import StageTimes
+from tasks.transcripts import atomic_write_bytes
+
+RUNS_DIR = "runs"
+
+
+@dataclass(frozen=True, slots=True)
+class ShardSummary:
+    """What one shard run reports back to the parent flow."""
+
+    shard_id: int
+    files_ok: int
+    files_failed: int
+    files_skipped: int
+    audio_s: float  # audio of the ok files
+    times: StageTimes
+
+
+@dataclass(frozen=True, slots=True)
+class RunMetrics:
+    run_id: str
+    started_at: datetime
+    finished_at: datetime
+    files_total: int
+    files_ok: int
+    files_failed: int
+    files_skipped: int
+    audio_s: float
+    wall_s: float
+    rtfx: float
+    scan_s: float
+    decode_s: float
+    inference_s: float
+    write_s: float
+    hardware: str
+    workers: int
+    gpu_hours: float
+    price_per_hour_usd: float
+    spot_price_per_hour_usd: float
+    cost_usd: float
+    spot_cost_usd: float
+    cost_per_audio_hour_usd: float | None
+    spot_cost_per_audio_hour_usd: float | None
+    engine: str
+    model: str
+    config_hash: str
+
+
+def summarise_run(
+    *,
+    run_id: str,
+    started_at: datetime,
+    finished_at: datetime,
+    planned: ShardSummary,
+    shards: Sequence[ShardSummary],
+    pricing: Pricing,
+    workers: int,
+    engine: str,
+    model: str,
+    config_hash: str,
+) -> RunMetrics:
+    """Fold the planner's and every shard's summary into the run's metrics row."""
+    parts = [planned, *shards]
+    times = sum((p.times for p in parts), StageTimes())
+    audio_s = sum(p.audio_s for p in parts)
+    wall_s = max((finished_at - started_at).total_seconds(), 1e-9)
+    hours = wall_s / 3600 * workers
+    cost, spot = hours * pricing.price_per_hour_usd, hours * pricing.spot_price_per_hour_usd
+    audio_h = audio_s / 3600
+    return RunMetrics(
+        run_id=run_id, started_at=started_at, finished_at=finished_at,
+        files_total=sum(p.files_ok + p.files_failed + p.files_skipped for p in parts),
+        files_ok=sum(p.files_ok for p in parts), files_failed=sum(p.files_failed for p in parts),
+        files_skipped=sum(p.files_skipped for p in parts), audio_s=audio_s, wall_s=wall_s,
+        rtfx=audio_s / wall_s, scan_s=times.scan_s, decode_s=times.decode_s,
+        inference_s=times.inference_s, write_s=times.write_s, hardware=pricing.name, workers=workers,
+        gpu_hours=hours * pricing.gpus, price_per_hour_usd=pricing.price_per_hour_usd,
+        spot_price_per_hour_usd=pricing.spot_price_per_hour_usd, cost_usd=cost, spot_cost_usd=spot,
+        cost_per_audio_hour_usd=cost / audio_h if audio_h else None,
+        spot_cost_per_audio_hour_usd=spot / audio_h if audio_h else None,
+        engine=engine, model=model, config_hash=config_hash,
+    )
+
+
+def _arrow_type(annotation: str) -> pa.DataType:
+    return {"str": pa.string(), "int": pa.int64(), "datetime": pa.timestamp("us", tz="UTC")}.get(
+        annotation, pa.float64()  # float and float | None
+    )
+
+
+RUNS_SCHEMA = pa.schema([(f.name, _arrow_type(str(f.type))) for f in fields(RunMetrics)])
+
+
+def write_run_row(out: Path, metrics: RunMetrics) -> Path:
+    """DIR/runs/<run_id>.parquet, atomically; `pyarrow.dataset.dataset(DIR/'runs')` reads them all."""
+    table = pa.Table.from_pylist([asdict(metrics)], schema=RUNS_SCHEMA)
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    path = out / RUNS_DIR / f"{metrics.run_id}.parquet"
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+@task(name="record-run", retries=2, retry_delay_seconds=[2, 10])
+def record_run_task(out: str, metrics: RunMetrics) -> RunMetrics:
+    """Write the run's row to DIR/runs/."""
+    write_run_row(Path(out).resolve(), metrics)
+    return metrics

@@ -1,0 +1,80 @@
+"""Decide, per scanned file, what this run does with it: transcribe, skip or fail.
+
+A file's identity is its content hash × the config hash: a rerun skips what an
+earlier run already transcribed with the same engine, model and options, and a
+changed file (new hash) or changed config (new hash) is done again.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from prefect import task
+
+from tasks.engines import EngineConfig, config_hash, resolve_model
+from tasks.manifests import Ledger, RunContext, load_ledger, write_part
+from tasks.metrics import ShardSummary
+from tasks.progress import report
+from tasks.records import FileResult, MediaItem, StageTimes
+
+SCAN_SHARD = -1  # shard_id of rows settled by the planner, not by a shard
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    todo: tuple[MediaItem, ...]  # to transcribe now
+    settled: tuple[FileResult, ...]  # skipped or failed without transcribing
+
+
+def plan_run(items: Sequence[MediaItem], ledger: Ledger, run_id: str) -> Plan:
+    todo: list[MediaItem] = []
+    settled: list[FileResult] = []
+    claimed: dict[str, str] = {}  # content hash → source transcribing it in this run
+    now = datetime.now(UTC)
+    for item in items:
+        if item.source in ledger.seen_this_run:
+            continue  # a retry of this run: the row exists already
+        if item.error is not None:
+            settled.append(FileResult(item, "failed", SCAN_SHARD, now, error=item.error))
+        elif item.content_sha256 in ledger.done:
+            settled.append(FileResult(item, "skipped", SCAN_SHARD, now, done_in_run=ledger.done[item.content_sha256]))
+        elif item.content_sha256 in claimed:
+            # Same bytes under another name: transcribe once, keep one ok row per content.
+            settled.append(FileResult(item, "skipped", SCAN_SHARD, now, done_in_run=run_id,
+                                      error=f"same content as {claimed[item.content_sha256]}"))
+        else:
+            claimed[item.content_sha256 or item.source] = item.source
+            todo.append(item)
+    return Plan(tuple(todo), tuple(settled))
+
+
+@task(name="plan-run", retries=2, retry_delay_seconds=[2, 10])
+def plan_run_task(items: list[MediaItem], out: str, ctx: RunContext, scan_s: float) -> tuple[list[MediaItem], ShardSummary]:
+    """Read the ledger, settle skipped and unreadable files in the manifest, return the rest."""
+    out_dir = Path(out).resolve()
+    plan = plan_run(items, load_ledger(out_dir, ctx.config_hash, ctx.run_id), ctx.run_id)
+    started = time.perf_counter()
+    write_part(out_dir, ctx.run_id, "planned", plan.settled, ctx)
+    failed = sum(r.status == "failed" for r in plan.settled)
+    times = StageTimes(scan_s=scan_s, write_s=time.perf_counter() - started)
+    summary = ShardSummary(SCAN_SHARD, 0, failed, len(plan.settled) - failed, 0.0, times)
+    report("planned", len(plan.todo), sum(i.duration_s or 0 for i in plan.todo))
+    return list(plan.todo), summary
+
+
+@task(name="prepare-run")
+def prepare_run_task(config: EngineConfig, run_id: str) -> RunContext:
+    """Resolve the model (a missing path fails here, before any scan) and hash the config."""
+    model = resolve_model(config)
+    return RunContext(run_id, config.engine, model, config_hash(config, model))
+
+
+def new_run_id(started_at: datetime, flow_run_id: str | None) -> str:
+    """Sortable and stable across retries of the same flow run: time + flow-run id."""
+    suffix = (flow_run_id or uuid.uuid4().hex).replace("-", "")[:8]
+    return f"{started_at:%Y%m%dT%H%M%SZ}-{suffix}"

@@ -1,0 +1,44 @@
+"""Hardware profiles: what an hour of a worker costs, on-demand and spot.
+
+Defaults are public list prices (USD per instance-hour, us-east-1, checked 2025):
+- g6.xlarge (1× NVIDIA L4, 4 vCPU): $0.805 on-demand; spot $0.374 (a typical
+  recent spot price; spot moves, so save your own figure in a HardwareProfile block).
+- h100: one H100 80GB SXM on a GPU cloud, $2.99/h on-demand (Lambda's 1× H100 list
+  price); spot/interruptible $2.00/h is an estimate. AWS p5.48xlarge is 8 GPUs for
+  $55.04/h on-demand after the June 2024 price cut, $6.88 per GPU: profile `p5-per-gpu`.
+- cpu: the machine you already own, $0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Pricing:
+    name: str
+    price_per_hour_usd: float
+    spot_price_per_hour_usd: float
+    gpus: int = 0
+
+
+BUILTIN_PROFILES: dict[str, Pricing] = {
+    p.name: p
+    for p in (
+        Pricing("cpu", 0.0, 0.0, 0),
+        Pricing("g6.xlarge", 0.805, 0.374, 1),
+        Pricing("g6.2xlarge", 0.9776, 0.4487, 1),
+        Pricing("h100", 2.99, 2.00, 1),
+        Pricing("p5-per-gpu", 6.88, 3.10, 1),
+    )
+}
+
+
+def builtin_profile(name: str) -> Pricing:
+    try:
+        return BUILTIN_PROFILES[name]
+    except KeyError:
+        choices = ", ".join(BUILTIN_PROFILES)
+        raise ValueError(
+            f"hardware: unknown profile {name!r}; choose one of {choices} or save a HardwareProfile block"
+        ) from None

@@ -1,0 +1,55 @@
+"""What a run shows in the Prefect UI: a metrics table, a markdown report, progress."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from uuid import UUID
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact
+from prefect.artifacts import update_progress_artifact as _update_progress
+
+from tasks.metrics import RunMetrics
+
+
+def _money(value: float | None) -> str:
+    return "n/a" if value is None else f"${value:,.4f}"
+
+
+def run_report(m: RunMetrics) -> str:
+    """The markdown report of one run."""
+    return "\n".join(
+        [
+            f"# transcribe-all run `{m.run_id}`",
+            "",
+            f"**{m.files_ok} ok, {m.files_failed} failed, {m.files_skipped} skipped** of {m.files_total} files;"
+            f" {m.audio_s / 3600:.3f} audio hours in {m.wall_s:,.1f} s wall (RTFx {m.rtfx:,.1f}).",
+            "",
+            "| stage | seconds |",
+            "|---|---|",
+            *(f"| {name} | {getattr(m, name + '_s'):,.2f} |" for name in ("scan", "decode", "inference", "write")),
+            "",
+            f"Engine `{m.engine}`, model `{m.model}`, config `{m.config_hash}`.",
+            "",
+            f"Hardware `{m.hardware}` × {m.workers}: {m.gpu_hours:.4f} GPU hours; cost {_money(m.cost_usd)} on-demand,"
+            f" {_money(m.spot_cost_usd)} spot; per audio hour {_money(m.cost_per_audio_hour_usd)} on-demand,"
+            f" {_money(m.spot_cost_per_audio_hour_usd)} spot.",
+        ]
+    )
+
+
+@task(name="publish-run-report")
+def publish_run_report(metrics: RunMetrics) -> None:
+    """Table artifact (one row per run, keyed so runs line up) and the markdown report."""
+    row = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in asdict(metrics).items()}
+    create_table_artifact(key="transcribe-run-metrics", table=[row], description="Per-run metrics")
+    create_markdown_artifact(key="transcribe-run-report", markdown=run_report(metrics), description="Run report")
+
+
+def start_progress(description: str) -> UUID | None:
+    return create_progress_artifact(progress=0.0, description=description)
+
+
+def update_progress(artifact_id: UUID | None, percent: float) -> None:
+    if artifact_id is not None:
+        _update_progress(artifact_id=artifact_id, progress=min(100.0, percent))

@@ -1,0 +1,149 @@
+"""One batch of a shard: decode → transcribe → write outputs, with per-file isolation.
+
+A file that cannot be decoded, or that makes the engine raise, becomes a `failed`
+result with its reason; the rest of the batch carries on. Only an `EngineError`
+(the model itself is unusable) stops the batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from prefect import task
+
+from tasks.audio import MediaError, decode_audio
+from tasks.engines import load_transcriber
+from tasks.engines.base import EngineConfig, EngineError, Transcriber
+from tasks.manifests import RunContext, write_part
+from tasks.metrics import ShardSummary
+from tasks.progress import report
+from tasks.records import Clip, FileResult, MediaItem, StageTimes, Transcript
+from tasks.sources import MediaSource, open_source
+from tasks.transcripts import UnsafePathError, write_transcript_files
+from transcribe_all.settings import worker_settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    results: tuple[FileResult, ...]
+    times: StageTimes
+
+
+def transcribe_batch(
+    items: Sequence[MediaItem],
+    shard_id: int,
+    source: MediaSource,
+    transcriber: Transcriber,
+    out: Path,
+    ctx: RunContext,
+    decode_workers: int = 2,
+) -> BatchOutcome:
+    started = time.perf_counter()
+    decoded = decode_items(items, source, decode_workers)
+    decoded_at = time.perf_counter()
+    clips = [d for d in decoded if isinstance(d, Clip)]
+    outputs = dict(zip((c.key for c in clips), run_engine(transcriber, clips), strict=True))
+    inferred_at = time.perf_counter()
+    total_audio = sum(c.duration_s for c in clips) or 1.0
+    busy = inferred_at - started
+    results = []
+    for item, got in zip(items, decoded, strict=True):
+        outcome = outputs.get(item.source) if isinstance(got, Clip) else got
+        share = busy * (got.duration_s / total_audio if isinstance(got, Clip) else 0.0)
+        results.append(_settle(item, outcome, shard_id, out, ctx, share))
+    written_at = time.perf_counter()
+    times = StageTimes(0.0, decoded_at - started, inferred_at - decoded_at, written_at - inferred_at)
+    return BatchOutcome(tuple(results), times)
+
+
+def decode_items(items: Sequence[MediaItem], source: MediaSource, workers: int) -> list[Clip | str]:
+    """Decode in parallel (PyAV decodes outside the GIL); an error string per bad file."""
+
+    def decode(item: MediaItem) -> Clip | str:
+        try:
+            with source.local_path(item.locator) as path:
+                return Clip(item.source, decode_audio(path, item.duration_s))
+        except MediaError as error:
+            return str(error)
+        except OSError as error:
+            return f"cannot read: {error.strerror or error}"
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return list(pool.map(decode, items))
+
+
+def run_engine(transcriber: Transcriber, clips: Sequence[Clip]) -> list[Transcript | str]:
+    """Transcribe the batch; if it raises, bisect until the file that fails is alone."""
+    if not clips:
+        return []
+    try:
+        return list(transcriber.transcribe(clips))
+    except EngineError:
+        raise
+    except Exception as error:  # noqa: BLE001 - one bad file must not fail the others
+        if len(clips) == 1:
+            log.warning("engine failed on %s: %s", clips[0].key, error)
+            return [f"engine failed: {type(error).__name__}: {error}"]
+        middle = len(clips) // 2
+        return run_engine(transcriber, clips[:middle]) + run_engine(transcriber, clips[middle:])
+
+
+def _settle(
+    item: MediaItem, outcome: Transcript | str | None, shard_id: int, out: Path, ctx: RunContext, busy_s: float
+) -> FileResult:
+    now = datetime.now(UTC)
+    if not isinstance(outcome, Transcript):
+        return FileResult(item, "failed", shard_id, now, error=outcome or "no transcript returned", processing_s=busy_s)
+    meta = {"source": item.source, "content_sha256": item.content_sha256, "duration_s": item.duration_s,
+            "engine": ctx.engine, "model": ctx.model, "config_hash": ctx.config_hash, "run_id": ctx.run_id}
+    try:
+        path = write_transcript_files(out, item.source, outcome, meta)
+    except (UnsafePathError, OSError) as error:
+        return FileResult(item, "failed", shard_id, now, error=f"cannot write outputs: {error}", processing_s=busy_s)
+    return FileResult(item, "ok", shard_id, now, transcript=outcome, processing_s=busy_s,
+                      transcript_path=path.relative_to(out.resolve()).as_posix())
+
+
+def make_batches(items: Sequence[MediaItem], max_files: int, max_audio_s: float) -> list[list[MediaItem]]:
+    """Consecutive batches of at most `max_files` files and about `max_audio_s` of audio."""
+    batches: list[list[MediaItem]] = []
+    current: list[MediaItem] = []
+    audio = 0.0
+    for item in items:
+        if current and (len(current) >= max_files or audio + (item.duration_s or 0) > max_audio_s):
+            batches.append(current)
+            current, audio = [], 0.0
+        current.append(item)
+        audio += item.duration_s or 0
+    return batches + [current] if current else batches
+
+
+@task(name="transcribe-batch", retries=1, retry_delay_seconds=5)
+def transcribe_batch_task(
+    items: list[MediaItem], shard_id: int, batch_no: int, source: str, out: str, run_id: str,
+    engine: EngineConfig, config_hash: str,
+) -> ShardSummary:
+    """Transcribe one batch and append it to the run's manifest as its own part."""
+    transcriber = load_transcriber(engine)  # cached: loaded once per worker process
+    ctx = RunContext(run_id, transcriber.engine, transcriber.model, config_hash,
+                     tuple(sorted(transcriber.settings().items())))
+    out_dir = Path(out).resolve()
+    outcome = transcribe_batch(items, shard_id, open_source(source), transcriber, out_dir, ctx,
+                               decode_workers=worker_settings().decode_workers or 2)
+    started = time.perf_counter()
+    write_part(out_dir, run_id, f"shard-{shard_id:05d}-batch-{batch_no:05d}-{uuid.uuid4().hex[:8]}",
+               outcome.results, ctx)
+    times = replace(outcome.times, write_s=outcome.times.write_s + time.perf_counter() - started)
+    ok = [r for r in outcome.results if r.status == "ok"]
+    report("done", len(outcome.results), sum(r.item.duration_s or 0 for r in outcome.results))
+    return ShardSummary(shard_id, len(ok), len(outcome.results) - len(ok), 0,
+                        sum(r.item.duration_s or 0 for r in ok), times)

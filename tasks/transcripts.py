@@ -1,0 +1,94 @@
+"""Per-file outputs (JSON, SRT, VTT) and the path rules that keep them inside DIR.
+
+Source keys are untrusted (a remote listing can hold `../x` or control characters),
+so every output path goes through `safe_relative_path` before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path, PurePosixPath
+
+from tasks.records import Segment, Transcript
+
+TRANSCRIPTS_DIR = "transcripts"
+
+
+class UnsafePathError(ValueError):
+    pass
+
+
+def safe_relative_path(key: str) -> PurePosixPath:
+    """A relative POSIX path that cannot climb out of its root, or UnsafePathError."""
+    if any(unicodedata.category(ch) == "Cc" for ch in key):
+        raise UnsafePathError(f"unsafe source name {key!r}: control characters")
+    path = PurePosixPath(key.replace("\\", "/"))
+    if path.is_absolute() or not path.parts or any(part in ("..", ".", "") for part in path.parts):
+        raise UnsafePathError(f"unsafe source name {key!r}: absolute or climbs out with '..'")
+    return path
+
+
+def output_path(out: Path, key: str, suffix: str) -> Path:
+    """Where `key`'s output with `suffix` goes under `out/transcripts`; never outside it."""
+    root = (out / TRANSCRIPTS_DIR).resolve()
+    target = (root / safe_relative_path(key)).with_name(safe_relative_path(key).name + suffix)
+    if not target.resolve().is_relative_to(root):
+        raise UnsafePathError(f"unsafe source name {key!r}: resolves outside the output folder")
+    return target
+
+
+def write_transcript_files(out: Path, key: str, transcript: Transcript, meta: Mapping[str, object]) -> Path:
+    """Write KEY.json, KEY.srt and KEY.vtt atomically; return the JSON path."""
+    document = {**meta, "text": transcript.text, "language": transcript.language,
+                "segments": [asdict(s) for s in transcript.segments],
+                "words": [asdict(w) for w in transcript.words], "info": dict(transcript.info)}
+    json_path = output_path(out, key, ".json")
+    atomic_write_text(json_path, json.dumps(document, ensure_ascii=False, indent=1))
+    atomic_write_text(output_path(out, key, ".srt"), to_srt(transcript.segments))
+    atomic_write_text(output_path(out, key, ".vtt"), to_vtt(transcript.segments))
+    return json_path
+
+
+def to_srt(segments: tuple[Segment, ...]) -> str:
+    blocks = [
+        f"{n}\n{_timestamp(s.start, ',')} --> {_timestamp(s.end, ',')}\n{s.text}\n"
+        for n, s in enumerate((s for s in segments if s.text), start=1)
+    ]
+    return "\n".join(blocks)
+
+
+def to_vtt(segments: tuple[Segment, ...]) -> str:
+    cues = [f"{_timestamp(s.start, '.')} --> {_timestamp(s.end, '.')}\n{s.text}\n" for s in segments if s.text]
+    return "WEBVTT\n\n" + "\n".join(cues)
+
+
+def _timestamp(seconds: float, separator: str) -> str:
+    millis = max(0, round(seconds * 1000))
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    secs, millis = divmod(millis, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a hidden temp file beside `path`, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,128 @@
+"""`transcribe-all`: run the transcribe-library flow in this process, on this machine.
+
+Exit codes: 0 every file ok or already done; 3 the run finished but some files
+failed; 2 a usage error (one line naming the parameter); 1 the run itself failed.
+Parameters are checked before Prefect starts, so a typo costs no server start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_FILES_FAILED = 0, 1, 2, 3
+
+
+class UsageError(Exception):
+    """A user mistake: reported as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="transcribe-all", description="Transcribe a whole media library.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = commands.add_parser("run", help="transcribe SOURCE into --out DIR on this machine")
+    run.add_argument("source", metavar="SOURCE", help="media folder (recursively scanned)")
+    run.add_argument("--out", required=True, metavar="DIR", help="output folder (manifest, transcripts, runs)")
+    run.add_argument("--engine", default="ctranslate2", choices=["ctranslate2", "transformers", "nemo"])
+    run.add_argument("--model", metavar="PATH_OR_ID", help="model folder/file or hub id (default: bundled)")
+    run.add_argument("--hardware", default="cpu", metavar="PROFILE", help="pricing profile (default: cpu)")
+    run.add_argument("--shards", type=_positive_int("--shards"), metavar="N", help="number of shards")
+    run.add_argument("--shard-minutes", type=_positive_float("--shard-minutes"), metavar="M",
+                     help="shards of about M minutes of audio (instead of --shards)")
+    run.add_argument("--beam-size", type=_positive_int("--beam-size"), default=1, metavar="K")
+    run.add_argument("--language", help="language code; default: the model's own or detected")
+    run.add_argument("--word-timestamps", action="store_true", help="word timestamps in the JSON output")
+    run.add_argument("--no-packing", action="store_true", help="transcribe short clips one by one")
+    run.add_argument("-v", "--verbose", action="store_true", help="show Prefect's logs")
+    models = commands.add_parser("models", help="manage local models")
+    model_commands = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
+    convert = model_commands.add_parser("import-ct2", help="convert a CTranslate2 Whisper folder for transformers")
+    convert.add_argument("src", metavar="SRC")
+    convert.add_argument("dest", metavar="DEST")
+    return parser
+
+
+def _positive_int(name: str) -> argparse._ActionType:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+        return value
+
+    parse.__name__ = name
+    return parse
+
+
+def _positive_float(name: str) -> argparse._ActionType:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+        return value
+
+    parse.__name__ = name
+    return parse
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "models":
+            return _import_ct2(args.src, args.dest)
+        _check_run_args(args)
+    except UsageError as error:
+        print(f"transcribe-all: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    from transcribe_all.run import run_in_process
+
+    return run_in_process(args)
+
+
+def _check_run_args(args: argparse.Namespace) -> None:
+    """Everything that can be checked without Prefect: one line naming the parameter."""
+    from tasks.engines import EngineConfig, EngineError, resolve_model
+    from tasks.pricing import BUILTIN_PROFILES
+    from transcribe_all.settings import external_prefect_api
+
+    source = Path(args.source)
+    if not source.is_dir():
+        raise UsageError(f"SOURCE: not a folder: {args.source}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out: exists and is not a folder: {args.out}")
+    if args.shards and args.shard_minutes:
+        raise UsageError("--shards and --shard-minutes: give one or the other")
+    if args.hardware not in BUILTIN_PROFILES and not external_prefect_api():
+        raise UsageError(f"--hardware: unknown profile {args.hardware!r}; choose one of {', '.join(BUILTIN_PROFILES)}")
+    try:
+        resolve_model(EngineConfig(engine=args.engine, model=args.model, beam_size=args.beam_size))
+    except (EngineError, ValueError) as error:
+        raise UsageError(f"--{error}") from None
+
+
+def _import_ct2(src: str, dest: str) -> int:
+    try:
+        from transcribe_all.convert_ct2 import import_ct2_command
+    except ImportError:
+        print("transcribe-all: error: models import-ct2 needs the whisper extra: pip install 'transcribe-all[whisper]'",
+              file=sys.stderr)
+        return EXIT_USAGE
+    return import_ct2_command(src, dest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
