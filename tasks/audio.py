@@ -25,6 +25,7 @@ class MediaError(ValueError):
 
 def probe_duration(path: str | Path) -> float:
     """Duration in seconds from the container header (no full decode)."""
+    _check_wav_complete(Path(path))
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
             stream = _audio_stream(container)
@@ -66,6 +67,32 @@ def decode_audio(path: str | Path, expected_s: float | None) -> npt.NDArray[np.f
             f"truncated: the header says {expected_s:.1f} s but only {decoded_s:.1f} s decode"
         )
     return samples
+
+
+def _check_wav_complete(path: Path) -> None:
+    """FFmpeg sizes a WAV by the bytes present, so a cut-off WAV looks like a short one.
+
+    The RIFF `data` chunk declares its length: compare it with what the file holds.
+    """
+    with path.open("rb") as handle:
+        head = handle.read(1 << 16)
+        size = handle.seek(0, 2)
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return
+    position, byte_rate = 12, 0
+    while position + 8 <= len(head):
+        chunk, length = head[position : position + 4], int.from_bytes(head[position + 4 : position + 8], "little")
+        if chunk == b"fmt ":
+            byte_rate = int.from_bytes(head[position + 16 : position + 20], "little")
+        if chunk == b"data":
+            present = size - position - 8
+            if byte_rate and length not in (0, 0xFFFFFFFF) and present < length:
+                raise MediaError(
+                    f"truncated: the header says {length / byte_rate:.1f} s but the file holds"
+                    f" {present / byte_rate:.1f} s"
+                )
+            return
+        position += 8 + length + (length & 1)
 
 
 def _audio_stream(container: av.container.InputContainer) -> av.audio.stream.AudioStream:

@@ -1,0 +1,112 @@
+"""The transcribe-library flow on a real Prefect API, end to end on one machine."""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.dataset as ds
+import pytest
+
+from flows.transcribe_library import transcribe_library
+from flows.transcribe_shard import transcribe_shard
+from tasks.engines import EngineConfig
+from tasks.records import MediaItem, Shard
+from tests.media_factory import build_bad, build_odd_valid, speech, write_audio
+
+pytestmark = pytest.mark.slow
+
+
+def manifest(out: Path) -> pd.DataFrame:
+    return ds.dataset(out / "manifest", partitioning="hive").to_table().to_pandas()
+
+
+def ok_rows_are_unique(out: Path) -> bool:
+    ok = manifest(out).query("status == 'ok'")
+    return not ok.duplicated(["content_sha256", "config_hash"]).any()
+
+
+@pytest.fixture
+def library(tmp_path: Path, example_library: Path) -> Path:
+    return Path(shutil.copytree(example_library, tmp_path / "library"))
+
+
+def test_run_writes_manifest_transcripts_and_metrics_then_resumes(prefect_api: str, library: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = transcribe_library(str(library), str(out), shards=2)
+    assert (first.files_ok, first.files_failed, first.files_skipped) == (6, 0, 0)
+    assert first.audio_s == pytest.approx(24.4, abs=0.5) and first.rtfx > 0
+    rows = manifest(out)
+    assert sorted(rows["source"]) == sorted(p.relative_to(library).as_posix() for p in library.rglob("*.*"))
+    assert set(rows["shard_id"]) == {0, 1}
+    for source in rows["source"]:
+        for suffix in (".json", ".srt", ".vtt"):
+            assert (out / "transcripts" / f"{source}{suffix}").is_file()
+    runs = ds.dataset(out / "runs").to_table().to_pandas()
+    assert list(runs["run_id"]) == [first.run_id] and runs.loc[0, "files_ok"] == 6
+
+    second = transcribe_library(str(library), str(out), shards=2)
+    assert (second.files_ok, second.files_skipped, second.audio_s) == (0, 6, 0.0)
+    skipped = manifest(out).query(f"run_id == '{second.run_id}'")
+    assert set(skipped["status"]) == {"skipped"} and set(skipped["done_in_run"]) == {first.run_id}
+
+    write_audio(library / "meetings" / "standup.wav", speech(22_050), 22_050)  # the file changes
+    third = transcribe_library(str(library), str(out))
+    assert (third.files_ok, third.files_skipped) == (1, 5)
+
+    fourth = transcribe_library(str(library), str(out), beam_size=2)  # the config changes
+    assert fourth.files_ok == 6 and fourth.config_hash != first.config_hash
+    assert ok_rows_are_unique(out)
+    assert len(ds.dataset(out / "runs").to_table()) == 4
+
+
+def test_bad_inputs_fail_alone_and_odd_files_succeed(prefect_api: str, tmp_path: Path) -> None:
+    root = tmp_path / "library"
+    odd = build_odd_valid(root / "odd")
+    bad = build_bad(root / "bad")
+    out = tmp_path / "out"
+    metrics = transcribe_library(str(root), str(out), shards=3)
+    rows = manifest(out).set_index("source")
+    assert Counter(rows.index) == Counter({f"odd/{k}": 1 for k in odd} | {f"bad/{k}": 1 for k in bad})
+    for name, fragment in bad.items():
+        assert rows.loc[f"bad/{name}", "status"] == "failed"
+        assert fragment in rows.loc[f"bad/{name}", "error"]
+    for name in odd:
+        assert rows.loc[f"odd/{name}", "status"] == "ok", rows.loc[f"odd/{name}", "error"]
+        assert "quick" in rows.loc[f"odd/{name}", "text"].lower()
+    assert (metrics.files_ok, metrics.files_failed) == (len(odd), len(bad))
+
+
+def test_same_content_twice_is_transcribed_once(prefect_api: str, library: Path, tmp_path: Path) -> None:
+    shutil.copy(library / "meetings" / "standup.wav", library / "meetings" / "standup copy.wav")
+    out = tmp_path / "out"
+    metrics = transcribe_library(str(library), str(out), engine="fake")
+    rows = manifest(out).set_index("source")
+    assert (metrics.files_ok, metrics.files_skipped) == (6, 1)
+    # the first in sorted order is transcribed, the other points to it
+    assert rows.loc["meetings/standup copy.wav", "status"] == "ok"
+    assert rows.loc["meetings/standup.wav", "error"] == "same content as meetings/standup copy.wav"
+    assert ok_rows_are_unique(out)
+
+
+def test_a_retried_shard_only_redoes_what_is_missing(prefect_api: str, library: Path, tmp_path: Path) -> None:
+    from tasks.discovery import scan_library
+    from tasks.sources import LocalSource
+
+    out = tmp_path / "out"
+    items: list[MediaItem] = scan_library(LocalSource(library))
+    shard = Shard(0, tuple(items))
+    engine = EngineConfig(engine="fake")
+    first = transcribe_shard(shard, str(library), str(out), "run-x", engine, "cfg")
+    assert first.files_ok == 6
+    # A worker killed mid-shard: its last batch never reached the manifest.
+    parts = sorted((out / "manifest" / "run_id=run-x").glob("*.parquet"))
+    assert len(parts) == 1
+    parts[0].unlink()
+    again = transcribe_shard(shard, str(library), str(out), "run-x", engine, "cfg")
+    assert again.files_ok == 6
+    third = transcribe_shard(shard, str(library), str(out), "run-x", engine, "cfg")
+    assert third.files_ok == 0  # everything is already in this run: nothing twice
+    assert Counter(manifest(out)["source"]) == Counter({i.source: 1 for i in items})
