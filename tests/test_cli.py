@@ -1,0 +1,62 @@
+"""The CLI contract: exit codes, one-line usage errors, and a real run in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from transcribe_all.cli import main
+from tests.media_factory import build_bad
+
+
+@pytest.mark.parametrize(
+    ("argv", "names"),
+    [
+        (["run", "examples/library"], "--out"),
+        (["run", "no/such/folder", "--out", "x"], "SOURCE"),
+        (["run", "examples/library", "--out", "x", "--shards", "0"], "--shards"),
+        (["run", "examples/library", "--out", "x", "--shards", "many"], "--shards"),
+        (["run", "examples/library", "--out", "x", "--engine", "whisperx"], "--engine"),
+        (["run", "examples/library", "--out", "x", "--model", "/no/such/model"], "--model"),
+        (["run", "examples/library", "--out", "x", "--hardware", "tpu-v9"], "--hardware"),
+        (["run", "examples/library", "--out", "x", "--shards", "2", "--shard-minutes", "5"], "--shards"),
+        (["run", "examples/library", "--out", "x", "--beam-size", "-1"], "--beam-size"),
+        (["frobnicate"], "frobnicate"),
+    ],
+)
+def test_usage_errors_are_one_line_naming_the_parameter(
+    argv: list[str], names: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("transcribe-all: error: ")
+    assert names in err
+
+
+def run_cli(args: list[str], api_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PREFECT_API_URL": api_url}
+    return subprocess.run(
+        [sys.executable, "-m", "transcribe_all.cli", *args], capture_output=True, text=True, env=env, cwd=cwd,
+        timeout=300,
+    )
+
+
+@pytest.mark.slow
+def test_exit_codes_of_real_runs(prefect_api: str, tmp_path: Path, example_library: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    library = Path(shutil.copytree(example_library, tmp_path / "library"))
+    done = run_cli(["run", str(library), "--out", str(tmp_path / "out")], prefect_api, root)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "6 ok, 0 failed" in done.stdout
+    build_bad(library / "bad")
+    with_failures = run_cli(["run", str(library), "--out", str(tmp_path / "out")], prefect_api, root)
+    assert with_failures.returncode == 3, with_failures.stderr[-2000:]
+    assert "0 ok, 6 failed, 6 skipped" in with_failures.stdout
+    assert "Traceback" not in with_failures.stderr
