@@ -1,8 +1,10 @@
 """transcribe-library: scan a media library, shard it, transcribe every shard, report.
 
-Reads top to bottom: prepare → scan → plan (skip what is done) → shard → run the
-shards → record the run's metrics → publish the report. The shards run here, one
-after another, as child flow runs (the CLI's one-machine path).
+Reads top to bottom: prepare → merge what dead runs left → scan → plan (skip what is
+done) → shard → run the shards → merge the manifest → record metrics → publish.
+With no `pool` the shards run here, one after another, as child flow runs (the
+CLI's one-machine path); with a pool each shard is a `transcribe-shard/<pool>`
+deployment run that the pool's workers pick up.
 """
 
 from __future__ import annotations
@@ -16,10 +18,16 @@ from blocks.hardware import resolve_pricing
 from flows.transcribe_shard import transcribe_shard
 from tasks.discovery import scan_library_task
 from tasks.engines.base import EngineConfig
-from tasks.metrics import RunMetrics, record_run_task, summarise_run
+from tasks.fanout import ShardJob, run_shards_on_pool
+from tasks.manifests import finalize_run_task, finalize_unfinished_task
+from tasks.metrics import RunMetrics, record_run_task
 from tasks.planning import new_run_id, plan_run_task, prepare_run_task
 from tasks.reporting import publish_run_report
 from tasks.sharding import shard_items
+
+
+class ShardsFailed(RuntimeError):
+    """Some shards failed on every attempt; their files are redone by the next run."""
 
 
 @flow(name="transcribe-library")
@@ -31,30 +39,40 @@ def transcribe_library(
     hardware: str = "cpu",
     shards: int | None = None,
     shard_minutes: float | None = None,
+    pool: str | None = None,
+    shard_attempts: int = 3,
     beam_size: int = 1,
     language: str | None = None,
     word_timestamps: bool = False,
     pack_short_clips: bool = True,
+    engine_options: dict[str, str] | None = None,
 ) -> RunMetrics:
     """Transcribe every new or changed media file under SOURCE into OUT."""
     logger = get_run_logger()
     started_at = datetime.now(UTC)
     run_id = new_run_id(flow_run.scheduled_start_time or started_at, flow_run.id)
     config = EngineConfig(engine=engine, model=model, beam_size=beam_size, language=language,
-                          word_timestamps=word_timestamps, pack_short_clips=pack_short_clips)
+                          word_timestamps=word_timestamps, pack_short_clips=pack_short_clips,
+                          extra=tuple(sorted((engine_options or {}).items())))
     pricing = resolve_pricing(hardware)
     ctx = prepare_run_task(config, run_id)
+    finalize_unfinished_task(out, run_id)
     scan_started = datetime.now(UTC)
     items = scan_library_task(source, out)
-    scan_s = (datetime.now(UTC) - scan_started).total_seconds()
-    todo, planned = plan_run_task(items, out, ctx, scan_s)
+    todo = plan_run_task(items, out, ctx, (datetime.now(UTC) - scan_started).total_seconds())
     logger.info("run %s: %d files found, %d to transcribe", run_id, len(items), len(todo))
-    plan = shard_items(todo, target_s=shard_minutes * 60) if shard_minutes else shard_items(todo, shards if shards is not None else 1)
-    summaries = [transcribe_shard(shard, source, out, run_id, config, ctx.config_hash) for shard in plan]
-    metrics = summarise_run(
-        run_id=run_id, started_at=started_at, finished_at=datetime.now(UTC), planned=planned, shards=summaries,
-        pricing=pricing, workers=1, engine=ctx.engine, model=ctx.model, config_hash=ctx.config_hash,
-    )
-    record_run_task(out, metrics)
+    plan = shard_items(todo, target_s=shard_minutes * 60) if shard_minutes else shard_items(todo, shards or 1)
+    jobs = [ShardJob(shard, source, out, run_id, config, ctx.config_hash) for shard in plan]
+    failed: list[int] = []
+    if pool:
+        failed = run_shards_on_pool(pool, jobs, attempts=shard_attempts)
+    else:
+        for job in jobs:
+            transcribe_shard(**job.parameters())  # type: ignore[arg-type]
+    finalize_run_task(out, run_id)
+    metrics = record_run_task(out, run_id, started_at, pricing, len(plan) if pool else 1, ctx.engine,
+                              ctx.model, ctx.config_hash)
     publish_run_report(metrics)
+    if failed:
+        raise ShardsFailed(f"shards {failed} failed on every attempt; the next run redoes their files")
     return metrics

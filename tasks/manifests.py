@@ -1,9 +1,13 @@
 """The Parquet manifest: one row per file per run, and the ledger read back from it.
 
-Layout: DIR/manifest/run_id=<RUN>/<part>.parquet (hive-partitioned, so `run_id`
-comes from the folder name). Each writer — the planner, every batch of every
-shard — writes its own part with a unique name, atomically, so concurrent workers
-never touch the same file and a killed worker leaves no half-written part.
+Layout: DIR/manifest/run_id=<RUN>/part-00000.parquet (hive-partitioned, so `run_id`
+comes from the folder name). While a run is in progress every writer — the planner,
+every batch of every shard — stages its own uniquely named part under
+DIR/_staging/run_id=<RUN>/, atomically, so concurrent workers never touch the same
+file and a killed worker leaves no half-written part. At the end the parent merges
+the staged parts into the run's manifest partition, one row per source; a run whose
+parent died is merged by the next run. The ledger reads both, so nothing staged is
+ever redone.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from tasks.records import FileResult
 from tasks.transcripts import atomic_write_bytes
 
 MANIFEST_DIR = "manifest"
+STAGING_DIR = "_staging"  # batches land here first; the leading underscore hides it from readers
 
 SEGMENT_TYPE = pa.struct([("start", pa.float64()), ("end", pa.float64()), ("text", pa.string())])
 MANIFEST_SCHEMA = pa.schema(
@@ -95,31 +100,74 @@ def _row(result: FileResult, ctx: RunContext) -> dict[str, object]:
 
 
 def write_part(out: Path, run_id: str, part: str, results: Sequence[FileResult], ctx: RunContext) -> Path | None:
-    """Write one part of the run's manifest atomically; nothing for no results."""
+    """Stage one batch's rows atomically; `finalize_run` merges them into the manifest."""
     if not results:
         return None
-    buffer = io.BytesIO()
-    pq.write_table(to_table(results, ctx), buffer, compression="zstd")
-    path = out / MANIFEST_DIR / f"run_id={run_id}" / f"{part}.parquet"
-    atomic_write_bytes(path, buffer.getvalue())
+    path = out / STAGING_DIR / f"run_id={run_id}" / f"{part}.parquet"
+    _write_table(path, to_table(results, ctx))
     return path
 
 
+def _write_table(path: Path, table: pa.Table) -> None:
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    atomic_write_bytes(path, buffer.getvalue())
+
+
 def read_manifest(out: Path, columns: Iterable[str] | None = None, run_id: str | None = None) -> pa.Table:
-    """All rows (or one run's) as a table; empty with the full schema when there are none."""
-    folder = out / MANIFEST_DIR
-    if run_id is not None:
-        folder = folder / f"run_id={run_id}"
+    """Merged rows of every run (or of one): what users read. Empty, with the schema, if none."""
+    return _read(out / MANIFEST_DIR, columns, run_id)
+
+
+def read_staging(out: Path, columns: Iterable[str] | None = None, run_id: str | None = None) -> pa.Table:
+    """Rows written by shards but not yet merged (a run in progress, or one that died)."""
+    return _read(out / STAGING_DIR, columns, run_id)
+
+
+def _read(root: Path, columns: Iterable[str] | None, run_id: str | None) -> pa.Table:
     schema = MANIFEST_SCHEMA.append(pa.field("run_id", pa.string()))
     wanted = list(columns) if columns is not None else schema.names
+    folder = root / f"run_id={run_id}" if run_id is not None else root
     if not folder.is_dir() or not any(folder.rglob("*.parquet")):
         return schema.empty_table().select(wanted)
-    dataset = ds.dataset(folder, format="parquet", partitioning="hive" if run_id is None else None,
-                         schema=schema if run_id is None else MANIFEST_SCHEMA)
-    if run_id is not None:
-        table = dataset.to_table(columns=[c for c in wanted if c != "run_id"])
-        return table.append_column("run_id", pa.array([run_id] * len(table), pa.string())).select(wanted)
-    return dataset.to_table(columns=wanted)
+    if run_id is None:
+        dataset = ds.dataset(folder, format="parquet", partitioning="hive", schema=schema)
+        return dataset.to_table(columns=wanted)
+    table = ds.dataset(folder, format="parquet", schema=MANIFEST_SCHEMA).to_table(
+        columns=[c for c in wanted if c != "run_id"]
+    )
+    return table.append_column("run_id", pa.array([run_id] * len(table), pa.string())).select(wanted)
+
+
+STATUS_RANK = {"ok": 0, "skipped": 1, "failed": 2}
+
+
+def finalize_run(out: Path, run_id: str) -> pa.Table:
+    """Merge a run's staged rows into its manifest partition: one row per source, atomically.
+
+    If a source was written twice (a shard retried while its first attempt was still
+    alive), the ok row wins, then the earliest. Re-running it is harmless.
+    """
+    staged_files = sorted((out / STAGING_DIR / f"run_id={run_id}").glob("*.parquet"))
+    parts = [read_manifest(out, run_id=run_id), read_staging(out, run_id=run_id)]
+    rows = [row for part in parts for row in part.to_pylist()]
+    rows.sort(key=lambda r: (r["source"], STATUS_RANK.get(r["status"], 9), r["finished_at"]))
+    unique = [row for n, row in enumerate(rows) if n == 0 or row["source"] != rows[n - 1]["source"]]
+    table = pa.Table.from_pylist([{k: v for k, v in r.items() if k != "run_id"} for r in unique],
+                                 schema=MANIFEST_SCHEMA)
+    if unique:
+        _write_table(out / MANIFEST_DIR / f"run_id={run_id}" / "part-00000.parquet", table)
+    for path in staged_files:
+        path.unlink(missing_ok=True)
+    return table
+
+
+def unfinished_runs(out: Path) -> list[str]:
+    """Runs with staged rows that were never merged (their parent died)."""
+    root = out / STAGING_DIR
+    if not root.is_dir():
+        return []
+    return sorted(p.name.removeprefix("run_id=") for p in root.glob("run_id=*") if any(p.glob("*.parquet")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,23 +179,41 @@ class Ledger:
 
 
 def load_ledger(out: Path, config_hash: str, run_id: str) -> Ledger:
-    table = read_manifest(out, ["source", "content_sha256", "status", "config_hash", "run_id"])
+    columns = ["source", "content_sha256", "status", "config_hash", "run_id"]
     done: dict[str, str] = {}
     seen: set[str] = set()
-    for row in table.to_pylist():
-        if row["run_id"] == run_id:
-            seen.add(row["source"])
-        if row["status"] == "ok" and row["config_hash"] == config_hash:
-            done.setdefault(row["content_sha256"], row["run_id"])
+    for table in (read_manifest(out, columns), read_staging(out, columns)):
+        for row in table.to_pylist():
+            if row["run_id"] == run_id:
+                seen.add(row["source"])
+            if row["status"] == "ok" and row["config_hash"] == config_hash:
+                done.setdefault(row["content_sha256"], row["run_id"])
     return Ledger(done, frozenset(seen))
 
 
 def sources_in_run(out: Path, run_id: str) -> set[str]:
     """Sources that already have a row in this run: a retried shard skips them."""
-    return set(read_manifest(out, ["source"], run_id=run_id).column("source").to_pylist())
+    tables = (read_manifest(out, ["source"], run_id=run_id), read_staging(out, ["source"], run_id=run_id))
+    return {source for table in tables for source in table.column("source").to_pylist()}
 
 
 @task(name="read-run-sources", retries=2, retry_delay_seconds=[2, 10])
 def sources_in_run_task(out: str, run_id: str) -> set[str]:
     """Sources this run has already settled (a retried shard skips them)."""
     return sources_in_run(Path(out).resolve(), run_id)
+
+
+@task(name="merge-manifest", retries=2, retry_delay_seconds=[2, 10])
+def finalize_run_task(out: str, run_id: str) -> int:
+    """Merge the run's staged rows into DIR/manifest; return its row count."""
+    return finalize_run(Path(out).resolve(), run_id).num_rows
+
+
+@task(name="merge-unfinished-runs", retries=2, retry_delay_seconds=[2, 10])
+def finalize_unfinished_task(out: str, current_run_id: str) -> list[str]:
+    """Merge what runs that died before their merge had staged (their ok files stay done)."""
+    out_dir = Path(out).resolve()
+    orphans = [r for r in unfinished_runs(out_dir) if r != current_run_id]
+    for run_id in orphans:
+        finalize_run(out_dir, run_id)
+    return orphans

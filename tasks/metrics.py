@@ -7,20 +7,23 @@ it ran. Audio counted is what this run transcribed (ok files), not skipped files
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from prefect import task
 
+from tasks.manifests import read_manifest
 from tasks.pricing import Pricing
 from tasks.records import StageTimes
-from tasks.transcripts import atomic_write_bytes
+from tasks.transcripts import atomic_write_bytes, atomic_write_text
 
 RUNS_DIR = "runs"
+STAGES_DIR = "_stages"  # per-writer stage seconds of each run
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,28 +73,26 @@ def summarise_run(
     run_id: str,
     started_at: datetime,
     finished_at: datetime,
-    planned: ShardSummary,
-    shards: Sequence[ShardSummary],
+    rows: pa.Table,
+    times: StageTimes,
     pricing: Pricing,
     workers: int,
     engine: str,
     model: str,
     config_hash: str,
 ) -> RunMetrics:
-    """Fold the planner's and every shard's summary into the run's metrics row."""
-    parts = [planned, *shards]
-    times = sum((p.times for p in parts), StageTimes())
-    audio_s = sum(p.audio_s for p in parts)
+    """The run's metrics from its merged manifest rows and the stage times its writers left."""
+    status = rows.column("status").to_pylist()
+    durations = rows.column("duration_s").to_pylist()
+    audio_s = sum(d or 0.0 for s, d in zip(status, durations, strict=True) if s == "ok")
     wall_s = max((finished_at - started_at).total_seconds(), 1e-9)
     hours = wall_s / 3600 * workers
     cost, spot = hours * pricing.price_per_hour_usd, hours * pricing.spot_price_per_hour_usd
     audio_h = audio_s / 3600
     return RunMetrics(
-        run_id=run_id, started_at=started_at, finished_at=finished_at,
-        files_total=sum(p.files_ok + p.files_failed + p.files_skipped for p in parts),
-        files_ok=sum(p.files_ok for p in parts), files_failed=sum(p.files_failed for p in parts),
-        files_skipped=sum(p.files_skipped for p in parts), audio_s=audio_s, wall_s=wall_s,
-        rtfx=audio_s / wall_s, scan_s=times.scan_s, decode_s=times.decode_s,
+        run_id=run_id, started_at=started_at, finished_at=finished_at, files_total=len(status),
+        files_ok=status.count("ok"), files_failed=status.count("failed"), files_skipped=status.count("skipped"),
+        audio_s=audio_s, wall_s=wall_s, rtfx=audio_s / wall_s, scan_s=times.scan_s, decode_s=times.decode_s,
         inference_s=times.inference_s, write_s=times.write_s, hardware=pricing.name, workers=workers,
         gpu_hours=hours * pricing.gpus, price_per_hour_usd=pricing.price_per_hour_usd,
         spot_price_per_hour_usd=pricing.spot_price_per_hour_usd, cost_usd=cost, spot_cost_usd=spot,
@@ -99,6 +100,18 @@ def summarise_run(
         spot_cost_per_audio_hour_usd=spot / audio_h if audio_h else None,
         engine=engine, model=model, config_hash=config_hash,
     )
+
+
+def write_stage_times(out: Path, run_id: str, part: str, times: StageTimes) -> None:
+    """Each writer leaves its stage seconds beside the run; the parent adds them up."""
+    atomic_write_text(out / STAGES_DIR / f"run_id={run_id}" / f"{part}.json", json.dumps(asdict(times)))
+
+
+def read_stage_times(out: Path, run_id: str) -> StageTimes:
+    total = StageTimes()
+    for path in sorted((out / STAGES_DIR / f"run_id={run_id}").glob("*.json")):
+        total = total + StageTimes(**json.loads(path.read_text()))
+    return total
 
 
 def _arrow_type(annotation: str) -> pa.DataType:
@@ -121,7 +134,17 @@ def write_run_row(out: Path, metrics: RunMetrics) -> Path:
 
 
 @task(name="record-run", retries=2, retry_delay_seconds=[2, 10])
-def record_run_task(out: str, metrics: RunMetrics) -> RunMetrics:
-    """Write the run's row to DIR/runs/."""
-    write_run_row(Path(out).resolve(), metrics)
+def record_run_task(
+    out: str, run_id: str, started_at: datetime, pricing: Pricing, workers: int, engine: str, model: str,
+    config_hash: str,
+) -> RunMetrics:
+    """Compute the run's metrics from its merged manifest and write its row to DIR/runs/."""
+    out_dir = Path(out).resolve()
+    metrics = summarise_run(
+        run_id=run_id, started_at=started_at, finished_at=datetime.now(UTC),
+        rows=read_manifest(out_dir, ["status", "duration_s"], run_id=run_id),
+        times=read_stage_times(out_dir, run_id), pricing=pricing, workers=workers, engine=engine, model=model,
+        config_hash=config_hash,
+    )
+    write_run_row(out_dir, metrics)
     return metrics

@@ -18,7 +18,7 @@ from prefect import task
 
 from tasks.engines import EngineConfig, config_hash, resolve_model
 from tasks.manifests import Ledger, RunContext, load_ledger, write_part
-from tasks.metrics import ShardSummary
+from tasks.metrics import write_stage_times
 from tasks.progress import report
 from tasks.records import FileResult, MediaItem, StageTimes
 
@@ -54,17 +54,16 @@ def plan_run(items: Sequence[MediaItem], ledger: Ledger, run_id: str) -> Plan:
 
 
 @task(name="plan-run", retries=2, retry_delay_seconds=[2, 10])
-def plan_run_task(items: list[MediaItem], out: str, ctx: RunContext, scan_s: float) -> tuple[list[MediaItem], ShardSummary]:
-    """Read the ledger, settle skipped and unreadable files in the manifest, return the rest."""
+def plan_run_task(items: list[MediaItem], out: str, ctx: RunContext, scan_s: float) -> list[MediaItem]:
+    """Read the ledger, stage rows for skipped and unreadable files, return the files to do."""
     out_dir = Path(out).resolve()
     plan = plan_run(items, load_ledger(out_dir, ctx.config_hash, ctx.run_id), ctx.run_id)
     started = time.perf_counter()
-    write_part(out_dir, ctx.run_id, "planned", plan.settled, ctx)
-    failed = sum(r.status == "failed" for r in plan.settled)
-    times = StageTimes(scan_s=scan_s, write_s=time.perf_counter() - started)
-    summary = ShardSummary(SCAN_SHARD, 0, failed, len(plan.settled) - failed, 0.0, times)
+    part = f"planned-{uuid.uuid4().hex[:8]}"
+    write_part(out_dir, ctx.run_id, part, plan.settled, ctx)
+    write_stage_times(out_dir, ctx.run_id, part, StageTimes(scan_s=scan_s, write_s=time.perf_counter() - started))
     report("planned", len(plan.todo), sum(i.duration_s or 0 for i in plan.todo))
-    return list(plan.todo), summary
+    return list(plan.todo)
 
 
 @task(name="prepare-run")

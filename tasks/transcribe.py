@@ -22,7 +22,7 @@ from tasks.audio import MediaError, decode_audio
 from tasks.engines import load_transcriber
 from tasks.engines.base import EngineConfig, EngineError, Transcriber
 from tasks.manifests import RunContext, write_part
-from tasks.metrics import ShardSummary
+from tasks.metrics import ShardSummary, write_stage_times
 from tasks.progress import report
 from tasks.records import Clip, FileResult, MediaItem, StageTimes, Transcript
 from tasks.sources import MediaSource, open_source
@@ -140,9 +140,10 @@ def transcribe_batch_task(
     outcome = transcribe_batch(items, shard_id, open_source(source), transcriber, out_dir, ctx,
                                decode_workers=worker_settings().decode_workers or 2)
     started = time.perf_counter()
-    write_part(out_dir, run_id, f"shard-{shard_id:05d}-batch-{batch_no:05d}-{uuid.uuid4().hex[:8]}",
-               outcome.results, ctx)
+    part = f"shard-{shard_id:05d}-batch-{batch_no:05d}-{uuid.uuid4().hex[:8]}"
+    write_part(out_dir, run_id, part, outcome.results, ctx)
     times = replace(outcome.times, write_s=outcome.times.write_s + time.perf_counter() - started)
+    write_stage_times(out_dir, run_id, part, times)
     ok = [r for r in outcome.results if r.status == "ok"]
     report("done", len(outcome.results), sum(r.item.duration_s or 0 for r in outcome.results))
     return ShardSummary(shard_id, len(ok), len(outcome.results) - len(ok), 0,

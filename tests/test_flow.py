@@ -13,6 +13,7 @@ import pytest
 from flows.transcribe_library import transcribe_library
 from flows.transcribe_shard import transcribe_shard
 from tasks.engines import EngineConfig
+from tasks.manifests import finalize_run
 from tasks.records import MediaItem, Shard
 from tests.media_factory import build_bad, build_odd_valid, speech, write_audio
 
@@ -102,11 +103,36 @@ def test_a_retried_shard_only_redoes_what_is_missing(prefect_api: str, library: 
     first = transcribe_shard(shard, str(library), str(out), "run-x", engine, "cfg")
     assert first.files_ok == 6
     # A worker killed mid-shard: its last batch never reached the manifest.
-    parts = sorted((out / "manifest" / "run_id=run-x").glob("*.parquet"))
+    parts = sorted((out / "_staging" / "run_id=run-x").glob("*.parquet"))
     assert len(parts) == 1
     parts[0].unlink()
     again = transcribe_shard(shard, str(library), str(out), "run-x", engine, "cfg")
     assert again.files_ok == 6
     third = transcribe_shard(shard, str(library), str(out), "run-x", engine, "cfg")
     assert third.files_ok == 0  # everything is already in this run: nothing twice
+    assert finalize_run(out.resolve(), "run-x").num_rows == 6
     assert Counter(manifest(out)["source"]) == Counter({i.source: 1 for i in items})
+    assert not list((out / "_staging").rglob("*.parquet"))
+
+
+def test_a_run_whose_parent_died_is_merged_by_the_next(prefect_api: str, library: Path, tmp_path: Path) -> None:
+    from tasks.discovery import scan_library
+    from tasks.sources import LocalSource
+
+    out = tmp_path / "out"
+    items = scan_library(LocalSource(library))
+    # the dead run staged three files, then its parent vanished before merging
+    transcribe_shard(Shard(0, tuple(items[:3])), str(library), str(out), "dead-run", EngineConfig(engine="fake"),
+                     _fake_config_hash())
+    metrics = transcribe_library(str(library), str(out), engine="fake")
+    assert (metrics.files_ok, metrics.files_skipped) == (3, 3)
+    rows = manifest(out)
+    assert Counter(rows["run_id"].astype(str)) == Counter({"dead-run": 3, metrics.run_id: 6})
+    assert ok_rows_are_unique(out)
+
+
+def _fake_config_hash() -> str:
+    from tasks.engines import config_hash, resolve_model
+
+    config = EngineConfig(engine="fake")
+    return config_hash(config, resolve_model(config))

@@ -8,7 +8,15 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
-from tasks.manifests import MANIFEST_SCHEMA, RunContext, load_ledger, read_manifest, write_part
+from tasks.manifests import (
+    MANIFEST_SCHEMA,
+    RunContext,
+    finalize_run,
+    load_ledger,
+    read_manifest,
+    unfinished_runs,
+    write_part,
+)
 from tasks.records import FileResult, MediaItem, Segment, Transcript, Word
 from tasks.transcripts import UnsafePathError, output_path, to_srt, to_vtt, write_transcript_files
 
@@ -50,6 +58,8 @@ def result(source: str, sha: str, status: str = "ok") -> FileResult:
 def test_manifest_is_a_hive_dataset_with_the_contract_columns(tmp_path: Path) -> None:
     ctx = RunContext("20260101T000000Z-aaaa", "fake", "fake", "cfg1", (("device", "cpu"),))
     write_part(tmp_path, ctx.run_id, "part-a", [result("a.wav", "s1"), result("b.wav", "s2", "failed")], ctx)
+    assert not (tmp_path / "manifest").exists()  # staged until the run merges
+    finalize_run(tmp_path, ctx.run_id)
     table = ds.dataset(tmp_path / "manifest", partitioning="hive").to_table()
     required = ["run_id", "source", "size_bytes", "content_sha256", "duration_s", "status", "error", "language",
                 "text", "segments", "engine", "model", "config_hash", "processing_s", "shard_id", "finished_at"]
@@ -68,10 +78,24 @@ def test_manifest_is_a_hive_dataset_with_the_contract_columns(tmp_path: Path) ->
 def test_ledger_knows_ok_content_per_config_and_this_runs_rows(tmp_path: Path) -> None:
     first = RunContext("r1", "fake", "fake", "cfg1")
     write_part(tmp_path, "r1", "p", [result("a.wav", "s1"), result("b.wav", "s2", "failed")], first)
+    assert load_ledger(tmp_path, "cfg1", "r2").done == {"s1": "r1"}  # staged rows count
+    finalize_run(tmp_path, "r1")
     ledger = load_ledger(tmp_path, "cfg1", "r2")
     assert ledger.done == {"s1": "r1"} and ledger.seen_this_run == frozenset()
     assert load_ledger(tmp_path, "other-config", "r2").done == {}
     assert load_ledger(tmp_path, "cfg1", "r1").seen_this_run == {"a.wav", "b.wav"}
+
+
+def test_merge_keeps_one_row_per_source_preferring_ok(tmp_path: Path) -> None:
+    ctx = RunContext("r1", "fake", "fake", "cfg1")
+    write_part(tmp_path, "r1", "first", [result("a.wav", "s1", "failed"), result("b.wav", "s2")], ctx)
+    write_part(tmp_path, "r1", "second", [result("a.wav", "s1"), result("b.wav", "s2")], ctx)  # a zombie's copy
+    assert unfinished_runs(tmp_path) == ["r1"]
+    merged = finalize_run(tmp_path, "r1").to_pylist()
+    assert sorted((r["source"], r["status"]) for r in merged) == [("a.wav", "ok"), ("b.wav", "ok")]
+    assert unfinished_runs(tmp_path) == []
+    write_part(tmp_path, "r1", "late", [result("c.wav", "s3")], ctx)  # a straggler after the merge
+    assert len(finalize_run(tmp_path, "r1")) == 3
 
 
 def test_empty_manifest_reads_as_an_empty_table(tmp_path: Path) -> None:
