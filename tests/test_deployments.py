@@ -39,9 +39,10 @@ def test_prefect_deploy_all_registers_every_deployment(prefect_api: str) -> None
     def prefect(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([str(Path(sys.executable).parent / "prefect"), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
 
-    pools = {str(d["work_pool"]["name"]) for d in deployments()}  # type: ignore[index]
-    for pool in pools:
-        prefect("work-pool", "create", pool, "--type", "process")
+    pools = subprocess.run(["bash", "deployments/create-work-pools.sh"], cwd=ROOT, capture_output=True, text=True,
+                           env={**env, "PREFECT": str(Path(sys.executable).parent / "prefect")}, timeout=180)
+    assert pools.returncode == 0, pools.stdout[-3000:] + pools.stderr[-3000:]
+    assert "ecs" in prefect("work-pool", "inspect", "transcribe-g6").stdout
     done = prefect("--no-prompt", "deploy", "--all")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     listed = prefect("deployment", "ls")

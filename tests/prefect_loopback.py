@@ -1,0 +1,132 @@
+"""A real Prefect server, work pools, deployments and process workers on loopback.
+
+Used by the end-to-end tests and the fan-out benchmark. Workers run in their own
+process groups, so a test can SIGKILL a worker together with the flow run it is
+executing (what a lost machine looks like), and shutdown never leaves strays.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LoopbackPrefect:
+    def __init__(self, home: Path | None = None, heartbeat_s: int = 30) -> None:
+        self.home = home or Path(tempfile.mkdtemp(prefix="loopback-prefect-"))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/api"
+        self.env = {
+            **os.environ,
+            "PREFECT_HOME": str(self.home),
+            "PREFECT_API_URL": self.url,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+            "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",  # no cron runs during tests
+            "PREFECT_WORKER_QUERY_SECONDS": "2",
+            "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(heartbeat_s),
+            "PREFECT_LOGGING_LEVEL": "INFO",
+            "PROJECT_DIR": str(ROOT),
+        }
+        self.server: subprocess.Popen[bytes] | None = None
+        self.workers: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self) -> LoopbackPrefect:
+        log = open(self.home / "server.log", "wb")  # noqa: SIM115 - closed with the process
+        self.server = subprocess.Popen(
+            [BIN / "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError(f"Prefect server did not start: {(self.home / 'server.log').read_text()[-2000:]}")
+
+    def prefect(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([BIN / "prefect", *args], cwd=ROOT, env=self.env, capture_output=True, text=True,
+                              timeout=timeout)
+
+    def deploy_all(self, zombie_within_s: float | None = None) -> None:
+        env = {**self.env, "PREFECT": str(BIN / "prefect")}
+        for command in (["bash", "deployments/create-work-pools.sh"],):
+            done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+            assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        deployed = self.prefect("--no-prompt", "deploy", "--all")
+        assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
+        if zombie_within_s is not None:
+            script = ["python", str(ROOT / "deployments" / "zombie_automation.py"), "--within", str(zombie_within_s)]
+            done = subprocess.run([BIN / script[0], *script[1:]], cwd=ROOT, env=self.env, capture_output=True,
+                                  text=True, timeout=120)
+            assert done.returncode == 0, done.stderr[-2000:]
+
+    def start_worker(self, name: str, pool: str, limit: int = 1, extra_env: dict[str, str] | None = None) -> None:
+        log = open(self.home / f"worker-{name}.log", "wb")  # noqa: SIM115
+        self.workers[name] = subprocess.Popen(
+            [BIN / "prefect", "worker", "start", "--pool", pool, "--name", name, "--limit", str(limit),
+             "--install-policy", "never"],
+            cwd=ROOT, env={**self.env, **(extra_env or {})}, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def worker_is_busy(self, name: str) -> bool:
+        """True while the worker has a flow-run process of its own."""
+        import psutil
+
+        return bool(psutil.Process(self.workers[name].pid).children(recursive=True))
+
+    def kill_worker(self, name: str) -> None:
+        """SIGKILL the worker and the flow run it executes: a machine lost mid-shard."""
+        os.killpg(self.workers.pop(name).pid, signal.SIGKILL)
+
+    def run_deployment(self, name: str, params: dict[str, object], timeout_s: int = 600) -> subprocess.CompletedProcess[str]:
+        return self.prefect("deployment", "run", name, "--params", json.dumps(params), "--watch",
+                            "--watch-timeout", str(timeout_s), timeout=timeout_s + 60)
+
+    def flow_run_states(self, flow_name: str) -> list[str]:
+        """State types (COMPLETED, CRASHED…) of every run of a flow, straight from the REST API."""
+        body = json.dumps({"flows": {"name": {"any_": [flow_name]}}, "limit": 200}).encode()
+        request = urllib.request.Request(f"{self.url}/flow_runs/filter", data=body,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return [run["state_type"] for run in json.loads(response.read())]
+
+    def stop(self) -> None:
+        for process in [*self.workers.values(), *([self.server] if self.server else [])]:
+            _stop_group(process)
+        self.workers.clear()
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    # a worker in a background job ignores the first SIGTERM: ask twice, then insist
+    for sig in (signal.SIGTERM, signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=10)
+            return
+        except subprocess.TimeoutExpired:
+            continue
