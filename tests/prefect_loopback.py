@@ -31,6 +31,7 @@ def free_port() -> int:
 class LoopbackPrefect:
     def __init__(self, home: Path | None = None, heartbeat_s: int = 30) -> None:
         self.home = home or Path(tempfile.mkdtemp(prefix="loopback-prefect-"))
+        self.home.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/api"
         self.env = {
