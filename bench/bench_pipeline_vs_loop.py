@@ -5,16 +5,15 @@ tiny.en), same settings (float32, greedy, temperature 0, no conditioning on prev
 text). Pipeline: the whole `transcribe-library` flow (scan, hash, plan, decode,
 packed inference, JSON/SRT/VTT, Parquet) on a warm Prefect API and a warm model.
 
-    python bench/bench_pipeline_vs_loop.py [--copies 5]
+    python bench/bench_pipeline_vs_loop.py [--files 40]
 
-The library is the example clips, each in `--copies` variants (a slightly different
-gain, so every file has its own bytes and none is skipped as a duplicate).
+The library is `--files` Harvard sentences (examples/harvard_sentences.txt) spoken
+by espeak-ng in four voices: short clips, as in a call or voicemail archive.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 import tempfile
@@ -30,22 +29,11 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
-def build_library(root: Path, copies: int) -> dict[str, str]:
-    """Variants of every example clip; returns source → reference text."""
-    from tasks.audio import decode_audio, probe_duration
-    from tests.media_factory import write_audio
+def build_library(root: Path, count: int) -> dict[str, str]:
+    """Harvard sentences spoken by espeak-ng in four voices; returns source → reference text."""
+    from tests.media_factory import spoken_library
 
-    references = {}
-    with open(ROOT / "examples" / "references.tsv", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t"))
-    for row in rows:
-        path = ROOT / "examples" / "library" / row["source"]
-        samples = decode_audio(path, probe_duration(path))
-        for copy in range(copies):
-            source = f"copy{copy}/{Path(row['source']).stem}.wav"
-            write_audio(root / source, samples * (1.0 - 0.03 * copy), 16_000)
-            references[source] = row["text"]
-    return references
+    return spoken_library(root, count)
 
 
 def plain_loop(library: Path, sources: list[str]) -> tuple[float, list[str]]:
@@ -84,13 +72,13 @@ def pipeline(library: Path, out: Path, sources: list[str]) -> tuple[float, list[
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--copies", type=int, default=5)
+    parser.add_argument("--files", type=int, default=40)
     args = parser.parse_args()
     from tasks.wer import word_error_rate
 
     with tempfile.TemporaryDirectory() as tmp:
         library = Path(tmp) / "library"
-        references = build_library(library, args.copies)
+        references = build_library(library, args.files)
         sources = sorted(references)
         refs = [references[s] for s in sources]
         audio_s = sum(_duration(library / s) for s in sources)

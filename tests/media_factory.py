@@ -82,3 +82,22 @@ def build_bad(root: Path) -> dict[str, str]:
 def build_symlink_loop(root: Path) -> None:
     (root / "loop").mkdir(parents=True, exist_ok=True)
     os.symlink("..", root / "loop" / "back_to_parent")
+
+
+HARVARD = Path(__file__).resolve().parent.parent / "examples" / "harvard_sentences.txt"
+VOICES = ("en-us", "en-gb", "en-us+m3", "en-gb-scotland")
+
+
+def spoken_library(root: Path, count: int = 40) -> dict[str, str]:
+    """Harvard sentences spoken by espeak-ng in four voices; returns source → reference text."""
+    import subprocess
+
+    sentences = [line.strip() for line in HARVARD.read_text().splitlines() if line.strip()][:count]
+    root.mkdir(parents=True, exist_ok=True)
+    references = {}
+    for n, sentence in enumerate(sentences):
+        source = f"harvard_{n:02d}.wav"
+        subprocess.run(["espeak-ng", "-v", VOICES[n % 4], "-s", str(140 + 10 * (n % 3)), "-w", str(root / source),
+                        sentence], check=True, capture_output=True)
+        references[source] = sentence
+    return references
