@@ -1,0 +1,133 @@
+"""`S3Source`: a media library under `s3://bucket/prefix`, behind the same `MediaSource` interface.
+
+A file's `source` (the manifest key) is its key relative to the prefix, so transcripts
+mirror the library's layout exactly as for a local folder; its `locator` is the full
+key. Keys are untrusted: one that could climb out of an output root (`..`, absolute,
+control characters) is listed with an error and never downloaded, so the planner
+records it as a `failed` row. `open` streams the object (seekable: a seek re-issues a
+ranged GET); `local_path` downloads it to a temp file for PyAV, deleted afterwards.
+Header probing does not use ranged reads: PyAV reads the downloaded copy.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
+
+from tasks.s3 import S3Access, S3Location, as_os_error, boto_errors, parse_s3_uri, s3_client
+from tasks.sources import SourceFile
+from tasks.transcripts import UnsafePathError, safe_relative_path
+
+_SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
+
+
+def describe_object(location: S3Location, obj: dict[str, Any]) -> SourceFile | None:
+    """One listed object as a SourceFile; None for "folder" markers; an error for unsafe keys."""
+    key: str = obj["Key"]
+    source = key[len(location.prefix):]
+    if not source or source.endswith("/"):
+        return None
+    mtime_ns = int(obj["LastModified"].timestamp() * 1_000_000) * 1000
+    try:
+        safe_relative_path(source)
+    except UnsafePathError as error:
+        return SourceFile(source, key, int(obj["Size"]), mtime_ns, f"unsafe key, not read: {error}")
+    return SourceFile(source, key, int(obj["Size"]), mtime_ns)
+
+
+class S3Source:
+    """Every object under `s3://bucket/prefix`, listed page by page in key order."""
+
+    def __init__(self, uri: str, access: S3Access, exclude: tuple[str, ...] = ()) -> None:
+        self.location = parse_s3_uri(uri, "SOURCE")
+        self.description = self.location.uri
+        self._client = s3_client(access)
+        self._exclude = tuple(
+            loc.prefix for loc in (parse_s3_uri(u, "--out") for u in exclude) if loc.bucket == self.location.bucket
+        )
+
+    def list_files(self) -> Iterator[SourceFile]:
+        pages = self._client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.location.bucket, Prefix=self.location.prefix
+        )
+        try:
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    if self._exclude and obj["Key"].startswith(self._exclude):
+                        continue
+                    listed = describe_object(self.location, obj)
+                    if listed is not None:
+                        yield listed
+        except boto_errors() as error:
+            raise as_os_error(error, self.description) from error
+
+    def open(self, locator: str) -> BinaryIO:
+        return io.BufferedReader(_ObjectReader(self._client, self.location.bucket, locator), 1 << 20)
+
+    @contextmanager
+    def local_path(self, locator: str) -> Iterator[Path]:
+        suffix = PurePosixPath(locator).suffix
+        with tempfile.TemporaryDirectory(prefix="transcribe-all-s3-") as folder:
+            path = Path(folder) / ("media" + (suffix if _SAFE_SUFFIX.match(suffix) else ""))
+            try:
+                self._client.download_file(self.location.bucket, locator, str(path))
+            except boto_errors() as error:
+                raise as_os_error(error, f"s3://{self.location.bucket}/{locator}") from error
+            yield path
+
+
+class _ObjectReader(io.RawIOBase):
+    """A streamed GET that can seek: a new position re-opens the object with a Range header."""
+
+    def __init__(self, client: Any, bucket: str, key: str) -> None:
+        super().__init__()
+        self._client, self._bucket, self._key = client, bucket, key
+        self._position = 0
+        self._body: Any = None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        if self._body is None:
+            self._body = self._get()
+        data = self._body.read(len(buffer))
+        buffer[: len(data)] = data
+        self._position += len(data)
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence not in (io.SEEK_SET, io.SEEK_CUR):
+            raise OSError("S3 objects are read forward or from an absolute offset")
+        target = offset if whence == io.SEEK_SET else self._position + offset
+        if target != self._position:
+            self._drop_body()
+            self._position = target
+        return self._position
+
+    def close(self) -> None:
+        self._drop_body()
+        super().close()
+
+    def _get(self) -> Any:
+        extra = {"Range": f"bytes={self._position}-"} if self._position else {}
+        try:
+            return self._client.get_object(Bucket=self._bucket, Key=self._key, **extra)["Body"]
+        except boto_errors() as error:
+            raise as_os_error(error, f"s3://{self._bucket}/{self._key}") from error
+
+    def _drop_body(self) -> None:
+        if self._body is not None:
+            self._body.close()
+            self._body = None

@@ -1,0 +1,198 @@
+"""S3 sources and outputs against a real S3 API (moto's server mode) on loopback.
+
+Real boto3 and prefect-aws talk HTTP to moto; flows run on the Prefect test API.
+moto's server cannot store a key containing a newline (its router rejects `%0A`),
+so the flow test uses carriage return and tab keys, and the newline case is checked
+on the listing rule that every key goes through.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.dataset as ds
+import pytest
+
+from tasks.discovery import scan_library
+from tasks.links import transcript_url
+from tasks.s3 import S3Access, S3Location, parse_s3_uri, s3_client
+from tasks.sources import LocalSource, open_source
+from tasks.sources_s3 import describe_object
+from transcribe_all.settings import worker_settings
+
+pytest.importorskip("moto")
+pytest.importorskip("prefect_aws")
+
+SECRET = "moto-secret-never-logged"
+HOSTILE = ["../x.wav", "/abs.wav", "a/../../b.wav", "cr\rx.wav", "tab\tx.wav"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for(url: str, process: subprocess.Popen[bytes], seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer in {seconds} s")
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    """moto's S3 server on a free loopback port, with dummy credentials in the environment."""
+    port = _free_port()
+    server = Path(sys.executable).with_name("moto_server")
+    process = subprocess.Popen([str(server), "-H", "127.0.0.1", "-p", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        patch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        try:
+            _wait_for(url + "/moto-api/", process)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+@pytest.fixture
+def s3(moto_url: str) -> object:
+    return s3_client(S3Access(endpoint_url=moto_url))
+
+
+@pytest.fixture
+def bucket(s3: object) -> str:
+    name = f"media-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name)  # type: ignore[attr-defined]
+    return name
+
+
+def upload_library(s3: object, bucket: str, prefix: str, library: Path) -> list[str]:
+    sources = sorted(p.relative_to(library).as_posix() for p in library.rglob("*") if p.is_file())
+    for source in sources:
+        s3.upload_file(str(library / source), bucket, f"{prefix}/{source}")  # type: ignore[attr-defined]
+    return sources
+
+
+def all_keys(s3: object, bucket: str) -> list[str]:
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)  # type: ignore[attr-defined]
+    return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
+
+
+def manifest_from_s3(s3: object, bucket: str, prefix: str, into: Path) -> pd.DataFrame:
+    """Download the manifest with plain boto3 (not the code under test) and read it with pyarrow."""
+    for key in all_keys(s3, bucket):
+        if key.startswith(f"{prefix}/manifest/"):
+            target = into / key[len(prefix) + 1:]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            s3.download_file(bucket, key, str(target))  # type: ignore[attr-defined]
+    return ds.dataset(into / "manifest", partitioning="hive").to_table().to_pandas()
+
+
+@pytest.fixture
+def s3_worker(moto_url: str, prefect_api: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Workers reach S3 through a saved prefect-aws AwsCredentials block, named in their settings."""
+    from prefect_aws import AwsClientParameters, AwsCredentials
+
+    name = f"moto-{uuid.uuid4().hex[:8]}"
+    AwsCredentials(aws_access_key_id="testing", aws_secret_access_key=SECRET, region_name="us-east-1",
+                   aws_client_parameters=AwsClientParameters(endpoint_url=moto_url)).save(name)
+    monkeypatch.setenv("TRANSCRIBE_ALL_AWS_CREDENTIALS_BLOCK", name)
+    worker_settings.cache_clear()
+    yield name
+    worker_settings.cache_clear()
+
+
+# --- listing, sizes, durations ------------------------------------------------------------------
+
+
+def test_scan_of_a_bucket_matches_the_scan_of_the_folder(
+    s3: object, bucket: str, moto_url: str, example_library: Path
+) -> None:
+    sources = upload_library(s3, bucket, "lib", example_library)
+    s3.put_object(Bucket=bucket, Key="lib/out/manifest/x.parquet", Body=b"PAR1")  # type: ignore[attr-defined]
+    source = open_source(f"s3://{bucket}/lib", exclude=(f"s3://{bucket}/lib/out",),
+                         access=S3Access(endpoint_url=moto_url))
+    remote = {item.source: item for item in scan_library(source)}
+    local = {item.source: item for item in scan_library(LocalSource(example_library))}
+    assert sorted(remote) == sources == sorted(local)  # the output prefix is left out
+    for name, item in remote.items():
+        assert item.error is None and item.locator == f"lib/{name}"
+        assert item.size_bytes == local[name].size_bytes
+        assert item.content_sha256 == local[name].content_sha256
+        assert item.duration_s == pytest.approx(local[name].duration_s, abs=1e-3)
+        assert abs(item.mtime_ns / 1e9 - datetime.now(UTC).timestamp()) < 300
+
+
+def test_open_streams_and_seeks(s3: object, bucket: str, moto_url: str) -> None:
+    body = bytes(range(256)) * 4096
+    s3.put_object(Bucket=bucket, Key="p/blob.bin", Body=body)  # type: ignore[attr-defined]
+    source = open_source(f"s3://{bucket}/p/", access=S3Access(endpoint_url=moto_url))
+    with source.open("p/blob.bin") as handle:
+        assert handle.read(64) == body[:64]
+        handle.seek(1000)
+        assert handle.read(10) == body[1000:1010]
+        handle.seek(0)
+        assert handle.read() == body
+    with pytest.raises(OSError, match="blob-missing"):
+        source.open("p/blob-missing.bin").read(1)
+
+
+@pytest.mark.parametrize("key", [*HOSTILE, "new\nline.wav", "esc\x1b.wav", "a/./b.wav"])
+def test_unsafe_keys_are_listed_as_errors(key: str) -> None:
+    listed = describe_object(S3Location("b", "lib/"), {"Key": f"lib/{key}", "Size": 3,
+                                                       "LastModified": datetime.now(UTC)})
+    assert listed is not None and listed.source == key and listed.error is not None
+    assert listed.error.startswith("unsafe key, not read")
+
+
+def test_safe_keys_and_folder_markers() -> None:
+    now = datetime.now(UTC)
+    good = describe_object(S3Location("b", "lib/"), {"Key": "lib/a b/c.wav", "Size": 3, "LastModified": now})
+    assert good is not None and (good.source, good.locator, good.error) == ("a b/c.wav", "lib/a b/c.wav", None)
+    assert describe_object(S3Location("b", "lib/"), {"Key": "lib/a/", "Size": 0, "LastModified": now}) is None
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [("s3://", "no bucket"), ("s3:///x", "no bucket"), ("s3://b/../x", "unsafe prefix"), ("gs://b", "not an s3")],
+)
+def test_bad_s3_uris_name_the_parameter(uri: str, message: str) -> None:
+    with pytest.raises(ValueError, match=f"^--out: .*{message}"):
+        parse_s3_uri(uri, "--out")
+
+
+def test_upload_keys_never_leave_the_prefix() -> None:
+    location = parse_s3_uri("s3://b/out/", "--out")
+    assert location.key("transcripts/a b.wav.json") == "out/transcripts/a b.wav.json"
+    for relative in ["../x", "/abs", "a/../../b", "new\nline"]:
+        with pytest.raises(ValueError, match="unsafe"):
+            location.key(relative)
+
+
+def test_transcript_urls_are_encoded() -> None:
+    url = transcript_url("https://h.example/base/", "transcripts/podcasts/episode one.opus.json")
+    assert url == "https://h.example/base/outputs/transcripts/podcasts/episode%20one.opus.json"
+    assert transcript_url(None, "transcripts/a.json") is None and transcript_url("http://h", None) is None
