@@ -16,6 +16,7 @@ from blocks.hardware import resolve_pricing
 from flows.transcribe_shard import transcribe_shard
 from tasks.discovery import scan_library_task
 from tasks.engines.base import EngineConfig
+from tasks.links import check_base_url
 from tasks.metrics import RunMetrics, record_run_task, summarise_run
 from tasks.planning import new_run_id, plan_run_task, prepare_run_task
 from tasks.reporting import publish_run_report
@@ -35,9 +36,14 @@ def transcribe_library(
     language: str | None = None,
     word_timestamps: bool = False,
     pack_short_clips: bool = True,
+    base_url: str | None = None,
 ) -> RunMetrics:
-    """Transcribe every new or changed media file under SOURCE into OUT."""
+    """Transcribe every new or changed media file under SOURCE into OUT (folders or s3:// URIs).
+
+    With `base_url` (where OUT is served), manifest rows link to their transcripts.
+    """
     logger = get_run_logger()
+    base_url = check_base_url(base_url)
     started_at = datetime.now(UTC)
     run_id = new_run_id(flow_run.scheduled_start_time or started_at, flow_run.id)
     config = EngineConfig(engine=engine, model=model, beam_size=beam_size, language=language,
@@ -50,7 +56,9 @@ def transcribe_library(
     todo, planned = plan_run_task(items, out, ctx, scan_s)
     logger.info("run %s: %d files found, %d to transcribe", run_id, len(items), len(todo))
     plan = shard_items(todo, target_s=shard_minutes * 60) if shard_minutes else shard_items(todo, shards if shards is not None else 1)
-    summaries = [transcribe_shard(shard, source, out, run_id, config, ctx.config_hash) for shard in plan]
+    summaries = [
+        transcribe_shard(shard, source, out, run_id, config, ctx.config_hash, base_url) for shard in plan
+    ]
     metrics = summarise_run(
         run_id=run_id, started_at=started_at, finished_at=datetime.now(UTC), planned=planned, shards=summaries,
         pricing=pricing, workers=1, engine=ctx.engine, model=ctx.model, config_hash=ctx.config_hash,

@@ -21,7 +21,8 @@ BATCH_AUDIO_S = 600.0
 
 @flow(name="transcribe-shard", retries=1, retry_delay_seconds=10)
 def transcribe_shard(
-    shard: Shard, source: str, out: str, run_id: str, engine: EngineConfig, config_hash: str
+    shard: Shard, source: str, out: str, run_id: str, engine: EngineConfig, config_hash: str,
+    base_url: str | None = None,
 ) -> ShardSummary:
     logger = get_run_logger()
     done = sources_in_run_task(out, run_id)
@@ -32,7 +33,9 @@ def transcribe_shard(
     batches = make_batches(todo, BATCH_FILES, BATCH_AUDIO_S)
     for batch_no, batch in enumerate(batches):
         summaries.append(
-            transcribe_batch_task(batch, shard.shard_id, batch_no, source, out, run_id, engine, config_hash)
+            transcribe_batch_task(
+                batch, shard.shard_id, batch_no, source, out, run_id, engine, config_hash, base_url
+            )
         )
         update_progress(progress, 100.0 * (batch_no + 1) / len(batches))
     update_progress(progress, 100.0)

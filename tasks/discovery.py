@@ -10,7 +10,6 @@ import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from pathlib import Path
 from typing import BinaryIO
 
 from prefect import task
@@ -64,4 +63,4 @@ def _sha256(handle: BinaryIO) -> str:
 @task(name="scan-library", retries=2, retry_delay_seconds=[2, 10])
 def scan_library_task(source: str, out: str) -> list[MediaItem]:
     """Scan the library, leaving out the output folder (retried: a listing can fail for a moment)."""
-    return scan_library(open_source(source, exclude=(Path(out),)))
+    return scan_library(open_source(source, exclude=(out,)))

@@ -19,7 +19,9 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from prefect import task
 
+from tasks.links import transcript_url
 from tasks.records import FileResult
+from tasks.storage import open_output
 from tasks.transcripts import atomic_write_bytes
 
 MANIFEST_DIR = "manifest"
@@ -46,6 +48,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("finished_at", pa.timestamp("us", tz="UTC")),
         ("done_in_run", pa.string()),  # skipped rows: the run that holds the ok row
         ("transcript_path", pa.string()),  # relative to DIR
+        ("transcript_url", pa.string()),  # {base_url}/outputs/{transcript_path}; null without a base URL
     ]
 )
 
@@ -59,6 +62,7 @@ class RunContext:
     model: str
     config_hash: str
     engine_settings: tuple[tuple[str, str], ...] = ()
+    base_url: str | None = None  # where DIR is served: rows get links to their transcripts
 
 
 def to_table(results: Sequence[FileResult], ctx: RunContext) -> pa.Table:
@@ -91,7 +95,9 @@ def _row(result: FileResult, ctx: RunContext) -> dict[str, object]:
         "finished_at": result.finished_at,
         "done_in_run": result.done_in_run,
         "transcript_path": result.transcript_path,
+        "transcript_url": transcript_url(ctx.base_url, result.transcript_path),
     }
+
 
 
 def write_part(out: Path, run_id: str, part: str, results: Sequence[FileResult], ctx: RunContext) -> Path | None:
@@ -150,4 +156,4 @@ def sources_in_run(out: Path, run_id: str) -> set[str]:
 @task(name="read-run-sources", retries=2, retry_delay_seconds=[2, 10])
 def sources_in_run_task(out: str, run_id: str) -> set[str]:
     """Sources this run has already settled (a retried shard skips them)."""
-    return sources_in_run(Path(out).resolve(), run_id)
+    return sources_in_run(open_output(out).pull_manifest(), run_id)

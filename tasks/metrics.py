@@ -18,6 +18,7 @@ from prefect import task
 
 from tasks.pricing import Pricing
 from tasks.records import StageTimes
+from tasks.storage import open_output
 from tasks.transcripts import atomic_write_bytes
 
 RUNS_DIR = "runs"
@@ -123,5 +124,6 @@ def write_run_row(out: Path, metrics: RunMetrics) -> Path:
 @task(name="record-run", retries=2, retry_delay_seconds=[2, 10])
 def record_run_task(out: str, metrics: RunMetrics) -> RunMetrics:
     """Write the run's row to DIR/runs/."""
-    write_run_row(Path(out).resolve(), metrics)
+    store = open_output(out)
+    store.publish([write_run_row(store.local_root(), metrics)])
     return metrics

@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from prefect import task
 
@@ -21,6 +20,7 @@ from tasks.manifests import Ledger, RunContext, load_ledger, write_part
 from tasks.metrics import ShardSummary
 from tasks.progress import report
 from tasks.records import FileResult, MediaItem, StageTimes
+from tasks.storage import open_output
 
 SCAN_SHARD = -1  # shard_id of rows settled by the planner, not by a shard
 
@@ -56,10 +56,11 @@ def plan_run(items: Sequence[MediaItem], ledger: Ledger, run_id: str) -> Plan:
 @task(name="plan-run", retries=2, retry_delay_seconds=[2, 10])
 def plan_run_task(items: list[MediaItem], out: str, ctx: RunContext, scan_s: float) -> tuple[list[MediaItem], ShardSummary]:
     """Read the ledger, settle skipped and unreadable files in the manifest, return the rest."""
-    out_dir = Path(out).resolve()
-    plan = plan_run(items, load_ledger(out_dir, ctx.config_hash, ctx.run_id), ctx.run_id)
+    store = open_output(out)
+    plan = plan_run(items, load_ledger(store.pull_manifest(), ctx.config_hash, ctx.run_id), ctx.run_id)
     started = time.perf_counter()
-    write_part(out_dir, ctx.run_id, "planned", plan.settled, ctx)
+    part = write_part(store.local_root(), ctx.run_id, "planned", plan.settled, ctx)
+    store.publish([part] if part else [])
     failed = sum(r.status == "failed" for r in plan.settled)
     times = StageTimes(scan_s=scan_s, write_s=time.perf_counter() - started)
     summary = ShardSummary(SCAN_SHARD, 0, failed, len(plan.settled) - failed, 0.0, times)

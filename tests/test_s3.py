@@ -196,3 +196,109 @@ def test_transcript_urls_are_encoded() -> None:
     url = transcript_url("https://h.example/base/", "transcripts/podcasts/episode one.opus.json")
     assert url == "https://h.example/base/outputs/transcripts/podcasts/episode%20one.opus.json"
     assert transcript_url(None, "transcripts/a.json") is None and transcript_url("http://h", None) is None
+
+
+# --- whole flows: S3 in, S3 out ---------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_s3_library_to_s3_output_then_rerun_skips_all(
+    s3: object, bucket: str, s3_worker: str, example_library: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from flows.transcribe_library import transcribe_library
+
+    sources = upload_library(s3, bucket, "lib", example_library)
+    out = f"s3://{bucket}/results"
+    first = transcribe_library(f"s3://{bucket}/lib", out, engine="fake", shards=2,
+                               base_url="https://media.example/")
+    assert (first.files_ok, first.files_failed, first.files_skipped) == (6, 0, 0)
+    rows = manifest_from_s3(s3, bucket, "results", tmp_path / "first")
+    assert Counter(rows["source"]) == Counter(sources) and set(rows["status"]) == {"ok"}
+    keys = set(all_keys(s3, bucket))
+    for path, url in zip(rows["transcript_path"], rows["transcript_url"], strict=True):
+        assert {f"results/{path[:-5]}{suffix}" for suffix in (".json", ".srt", ".vtt")} <= keys
+        assert url == transcript_url("https://media.example", path)
+    assert f"results/runs/{first.run_id}.parquet" in keys
+    staged = [p for p in worker_settings().staging_dir.rglob("*") if p.is_file() and "/remote/" not in p.as_posix()]
+    assert not staged, "staged copies are removed once uploaded"
+
+    second = transcribe_library(f"s3://{bucket}/lib", out, engine="fake", shards=2)
+    assert (second.files_ok, second.files_skipped) == (0, 6)
+    rows = manifest_from_s3(s3, bucket, "results", tmp_path / "second")
+    ok = rows.query("status == 'ok'")
+    assert Counter(ok["source"]) == Counter(sources)  # every file ok exactly once, across both runs
+    assert set(rows.query(f"run_id == '{second.run_id}'")["done_in_run"]) == {first.run_id}
+    assert SECRET not in caplog.text
+
+
+@pytest.mark.slow
+def test_hostile_keys_fail_alone_and_write_nothing_outside_the_root(
+    s3: object, bucket: str, s3_worker: str, example_library: Path, tmp_path: Path
+) -> None:
+    from flows.transcribe_library import transcribe_library
+
+    clip = example_library / "meetings" / "standup.wav"
+    for key in [*HOSTILE, "good.wav"]:
+        s3.upload_file(str(clip), bucket, f"lib/{key}")  # type: ignore[attr-defined]
+    before = set(all_keys(s3, bucket))
+    staging = worker_settings().staging_dir
+    staged_before = set(staging.rglob("*"))
+    local_out = tmp_path / "site" / "out"
+
+    for out in (f"s3://{bucket}/results", str(local_out)):
+        metrics = transcribe_library(f"s3://{bucket}/lib", out, engine="fake")
+        assert (metrics.files_ok, metrics.files_failed) == (1, len(HOSTILE))
+
+    new_keys = set(all_keys(s3, bucket)) - before
+    assert new_keys and all(key.startswith("results/") and ".." not in key for key in new_keys)
+    for key in new_keys:
+        assert all(ord(ch) >= 32 for ch in key)
+    rows = manifest_from_s3(s3, bucket, "results", tmp_path / "remote").set_index("source")
+    local_rows = ds.dataset(local_out / "manifest", partitioning="hive").to_table().to_pandas()
+    for table in (rows, local_rows.set_index("source")):
+        assert Counter(table.index) == Counter([*HOSTILE, "good.wav"])
+        assert table.loc["good.wav", "status"] == "ok"
+        for key in HOSTILE:
+            assert table.loc[key, "status"] == "failed" and table.loc[key, "error"].startswith("unsafe key")
+    written = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
+    local_written = {p for p in written if p.startswith("site/")}
+    assert all(p.startswith(("site/out/manifest/", "site/out/runs/", "site/out/transcripts/good.wav."))
+               for p in local_written), local_written
+    for path in set(staging.rglob("*")) - staged_before:
+        assert path.resolve().is_relative_to(staging.resolve())
+        assert path.is_dir() or "/remote/manifest/" in path.as_posix(), path  # only the manifest mirror stays
+
+
+@pytest.mark.slow
+def test_local_outputs_with_base_url_are_served_as_links(
+    prefect_api: str, tmp_path: Path, example_library: Path
+) -> None:
+    from flows.transcribe_library import transcribe_library
+
+    library = Path(shutil.copytree(example_library / "podcasts", tmp_path / "library"))
+    out = tmp_path / "out"
+    port = _free_port()
+    transcribe_library(str(library), str(out), engine="fake", base_url=f"http://127.0.0.1:{port}/")
+    rows = ds.dataset(out / "manifest", partitioning="hive").to_table().to_pandas()
+    assert len(rows) == 2 and rows["transcript_url"].notna().all()
+    site = tmp_path / "site"  # the README's quick look: DIR served under /outputs/
+    site.mkdir()
+    (site / "outputs").symlink_to(out)
+    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+                               "--directory", str(site)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/", server)
+        for path, url in zip(rows["transcript_path"], rows["transcript_url"], strict=True):
+            with urllib.request.urlopen(url, timeout=5) as response:
+                assert response.read() == (out / path).read_bytes()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_base_url_must_be_http(prefect_api: str, tmp_path: Path, example_library: Path) -> None:
+    from flows.transcribe_library import transcribe_library
+
+    with pytest.raises(ValueError, match="^base_url: expected"):
+        transcribe_library(str(example_library), str(tmp_path / "out"), engine="fake", base_url="ftp://host/x")
