@@ -48,7 +48,8 @@ def parse_s3_uri(uri: str, parameter: str) -> S3Location:
         try:
             safe_relative_path(prefix)
         except UnsafePathError as error:
-            raise ValueError(f"{parameter}: unsafe prefix in {uri!r} ('..', '.' or control characters)") from error
+            reason = "'..', '.', '//' or control characters"
+            raise ValueError(f"{parameter}: unsafe prefix in {uri!r} ({reason})") from error
     return S3Location(bucket, f"{prefix}/" if prefix else "")
 
 

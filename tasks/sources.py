@@ -114,8 +114,9 @@ def open_source(uri: str, exclude: tuple[str, ...] = (), access: S3Access | None
         require_aws()
         from tasks.sources_s3 import S3Source
 
-        return S3Source(uri, access or S3Access.from_settings(), tuple(e for e in exclude if e.startswith("s3://")))
+        remote_outputs = tuple(e for e in exclude if e.startswith("s3://"))
+        return S3Source(uri, access or S3Access.from_settings(), remote_outputs)
     if "://" in uri:
         scheme = uri.split("://", 1)[0]
-        raise ValueError(f"SOURCE: {scheme}:// sources are not supported (use a folder or s3://bucket/prefix): {uri}")
+        raise ValueError(f"SOURCE: {scheme}:// is not supported (use a folder or s3://bucket/prefix): {uri}")
     return LocalSource(uri, exclude=tuple(Path(e) for e in exclude if "://" not in e))

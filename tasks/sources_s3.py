@@ -47,9 +47,8 @@ class S3Source:
         self.location = parse_s3_uri(uri, "SOURCE")
         self.description = self.location.uri
         self._client = s3_client(access)
-        self._exclude = tuple(
-            loc.prefix for loc in (parse_s3_uri(u, "--out") for u in exclude) if loc.bucket == self.location.bucket
-        )
+        outputs = [parse_s3_uri(u, "--out") for u in exclude]
+        self._exclude = tuple(o.prefix for o in outputs if o.bucket == self.location.bucket)
 
     def list_files(self) -> Iterator[SourceFile]:
         pages = self._client.get_paginator("list_objects_v2").paginate(

@@ -59,5 +59,6 @@ def open_output(out: str) -> OutputStore:
 
         return S3Output(out, S3Access.from_settings())
     if "://" in out:
-        raise ValueError(f"--out: {out.split('://', 1)[0]}:// outputs are not supported (use a folder or s3://)")
+        scheme = out.split("://", 1)[0]
+        raise ValueError(f"--out: {scheme}:// is not supported (use a folder or s3://bucket/prefix): {out}")
     return LocalOutput(out)

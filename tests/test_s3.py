@@ -171,13 +171,15 @@ def test_unsafe_keys_are_listed_as_errors(key: str) -> None:
 def test_safe_keys_and_folder_markers() -> None:
     now = datetime.now(UTC)
     good = describe_object(S3Location("b", "lib/"), {"Key": "lib/a b/c.wav", "Size": 3, "LastModified": now})
-    assert good is not None and (good.source, good.locator, good.error) == ("a b/c.wav", "lib/a b/c.wav", None)
+    assert good is not None
+    assert (good.source, good.locator, good.error) == ("a b/c.wav", "lib/a b/c.wav", None)
     assert describe_object(S3Location("b", "lib/"), {"Key": "lib/a/", "Size": 0, "LastModified": now}) is None
 
 
 @pytest.mark.parametrize(
     ("uri", "message"),
-    [("s3://", "no bucket"), ("s3:///x", "no bucket"), ("s3://b/../x", "unsafe prefix"), ("gs://b", "not an s3")],
+    [("s3://", "no bucket"), ("s3:///x", "no bucket"), ("s3://b/../x", "unsafe prefix"),
+     ("gs://b", "not an s3")],
 )
 def test_bad_s3_uris_name_the_parameter(uri: str, message: str) -> None:
     with pytest.raises(ValueError, match=f"^--out: .*{message}"):
@@ -203,7 +205,8 @@ def test_transcript_urls_are_encoded() -> None:
 
 @pytest.mark.slow
 def test_s3_library_to_s3_output_then_rerun_skips_all(
-    s3: object, bucket: str, s3_worker: str, example_library: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    s3: object, bucket: str, s3_worker: str, example_library: Path, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     from flows.transcribe_library import transcribe_library
 
@@ -219,7 +222,8 @@ def test_s3_library_to_s3_output_then_rerun_skips_all(
         assert {f"results/{path[:-5]}{suffix}" for suffix in (".json", ".srt", ".vtt")} <= keys
         assert url == transcript_url("https://media.example", path)
     assert f"results/runs/{first.run_id}.parquet" in keys
-    staged = [p for p in worker_settings().staging_dir.rglob("*") if p.is_file() and "/remote/" not in p.as_posix()]
+    staging = worker_settings().staging_dir
+    staged = [p for p in staging.rglob("*") if p.is_file() and "/remote/" not in p.as_posix()]
     assert not staged, "staged copies are removed once uploaded"
 
     second = transcribe_library(f"s3://{bucket}/lib", out, engine="fake", shards=2)
@@ -284,8 +288,8 @@ def test_local_outputs_with_base_url_are_served_as_links(
     site = tmp_path / "site"  # the README's quick look: DIR served under /outputs/
     site.mkdir()
     (site / "outputs").symlink_to(out)
-    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-                               "--directory", str(site)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [sys.executable, "-m", "http.server", str(port), "-b", "127.0.0.1", "-d", str(site)]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_for(f"http://127.0.0.1:{port}/", server)
         for path, url in zip(rows["transcript_path"], rows["transcript_url"], strict=True):
@@ -301,4 +305,52 @@ def test_base_url_must_be_http(prefect_api: str, tmp_path: Path, example_library
     from flows.transcribe_library import transcribe_library
 
     with pytest.raises(ValueError, match="^base_url: expected"):
-        transcribe_library(str(example_library), str(tmp_path / "out"), engine="fake", base_url="ftp://host/x")
+        transcribe_library(str(example_library), str(tmp_path / "out"), engine="fake", base_url="ftp://h/x")
+
+
+# --- blocks and the CLI -----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_media_library_block_reads_s3_through_a_named_credentials_block(
+    s3: object, bucket: str, s3_worker: str, example_library: Path
+) -> None:
+    from blocks.library import MediaLibrary
+    from blocks.register import register_all
+
+    assert {"media-library", "hardware-profile", "aws-credentials"} <= set(register_all())
+    sources = upload_library(s3, bucket, "lib", example_library)
+    MediaLibrary(source=f"s3://{bucket}/lib", aws_credentials_block=s3_worker).save("archive", overwrite=True)
+    library = MediaLibrary.load("archive")
+    assert sorted(f.source for f in library.open().list_files()) == sources
+    assert SECRET not in repr(library) and SECRET not in library.model_dump_json()
+
+
+def test_media_library_rejects_other_schemes() -> None:
+    from pydantic import ValidationError
+
+    from blocks.library import MediaLibrary
+
+    with pytest.raises(ValidationError, match="source"):
+        MediaLibrary(source="gs://bucket/x")
+
+
+@pytest.mark.parametrize(
+    ("argv", "names"),
+    [
+        (["run", "s3://", "--out", "x"], "SOURCE"),
+        (["run", "s3://b/../x", "--out", "x"], "SOURCE"),
+        (["run", "examples/library", "--out", "gs://b/x"], "--out"),
+        (["run", "examples/library", "--out", "x", "--base-url", "ftp://h"], "--base-url"),
+        (["run", "examples/library", "--out", "x", "--base-url", "h.example"], "--base-url"),
+    ],
+)
+def test_cli_usage_errors_for_s3_and_links(
+    argv: list[str], names: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from transcribe_all.cli import main
+
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"transcribe-all: error: {names}: ")
