@@ -8,6 +8,7 @@ on the listing rule that every key goes through.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -17,6 +18,7 @@ import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -354,3 +356,32 @@ def test_cli_usage_errors_for_s3_and_links(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"transcribe-all: error: {names}: ")
+
+
+def test_listing_follows_pages(s3: object, bucket: str, moto_url: str) -> None:
+    """More than one page (1,000 keys) of objects: every one listed once, in key order."""
+    keys = [f"many/{n:04d}.wav" for n in range(1005)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda key: s3.put_object(Bucket=bucket, Key=key, Body=b"x"), keys))  # type: ignore
+    source = open_source(f"s3://{bucket}/many", access=S3Access(endpoint_url=moto_url))
+    listed = [f.source for f in source.list_files()]
+    assert listed == [key.removeprefix("many/") for key in keys]
+
+
+@pytest.mark.slow
+def test_cli_runs_s3_to_s3_with_the_default_aws_chain_and_an_endpoint(
+    s3: object, bucket: str, moto_url: str, prefect_api: str, example_library: Path, tmp_path: Path
+) -> None:
+    """The user's path: AWS_* variables + TRANSCRIBE_ALL_S3_ENDPOINT_URL, the real default engine."""
+    s3.upload_file(str(example_library / "meetings" / "standup.wav"), bucket, "lib/standup.wav")  # type: ignore
+    env = {**os.environ, "PREFECT_API_URL": prefect_api, "TRANSCRIBE_ALL_S3_ENDPOINT_URL": moto_url,
+           "TRANSCRIBE_ALL_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("TRANSCRIBE_ALL_AWS_CREDENTIALS_BLOCK", None)
+    argv = ["run", f"s3://{bucket}/lib", "--out", f"s3://{bucket}/out", "--base-url", "https://h.example"]
+    done = subprocess.run([sys.executable, "-m", "transcribe_all.cli", *argv], capture_output=True, text=True,
+                          env=env, cwd=Path(__file__).resolve().parent.parent, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = manifest_from_s3(s3, bucket, "out", tmp_path / "manifest")
+    assert list(rows["status"]) == ["ok"] and "quick" in rows.loc[0, "text"].lower()
+    assert rows.loc[0, "transcript_url"] == "https://h.example/outputs/transcripts/standup.wav.json"
+    assert "out/transcripts/standup.wav.srt" in all_keys(s3, bucket)
