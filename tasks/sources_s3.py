@@ -5,7 +5,8 @@ mirror the library's layout exactly as for a local folder; its `locator` is the 
 key. Keys are untrusted: one that could climb out of an output root (`..`, absolute,
 control characters) is listed with an error and never downloaded, so the planner
 records it as a `failed` row. `open` streams the object (seekable: a seek re-issues a
-ranged GET); `local_path` downloads it to a temp file for PyAV, deleted afterwards.
+ranged GET); `local_path` downloads it to a temp file for PyAV under the worker's
+cache folder (not /tmp, often a small tmpfs), deleted afterwards.
 Header probing does not use ranged reads: PyAV reads the downloaded copy.
 """
 
@@ -22,6 +23,7 @@ from typing import Any, BinaryIO
 from tasks.s3 import S3Access, S3Location, as_os_error, boto_errors, parse_s3_uri, s3_client
 from tasks.sources import SourceFile
 from tasks.transcripts import UnsafePathError, safe_relative_path
+from transcribe_all.settings import worker_settings
 
 _SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
 
@@ -36,7 +38,8 @@ def describe_object(location: S3Location, obj: dict[str, Any]) -> SourceFile | N
     try:
         safe_relative_path(source)
     except UnsafePathError as error:
-        return SourceFile(source, key, int(obj["Size"]), mtime_ns, f"unsafe key, not read: {error}")
+        reason = f"unsafe key, not read: {error}; rename the object to transcribe it"
+        return SourceFile(source, key, int(obj["Size"]), mtime_ns, reason)
     return SourceFile(source, key, int(obj["Size"]), mtime_ns)
 
 
@@ -48,7 +51,8 @@ class S3Source:
         self.description = self.location.uri
         self._client = s3_client(access)
         outputs = [parse_s3_uri(u, "--out") for u in exclude]
-        self._exclude = tuple(o.prefix for o in outputs if o.bucket == self.location.bucket)
+        # Like a local DIR inside SOURCE: only an output prefix strictly inside the library is left out.
+        self._exclude = tuple(o.prefix for o in outputs if _strictly_inside(o, self.location))
 
     def list_files(self) -> Iterator[SourceFile]:
         pages = self._client.get_paginator("list_objects_v2").paginate(
@@ -71,13 +75,19 @@ class S3Source:
     @contextmanager
     def local_path(self, locator: str) -> Iterator[Path]:
         suffix = PurePosixPath(locator).suffix
-        with tempfile.TemporaryDirectory(prefix="transcribe-all-s3-") as folder:
+        downloads = worker_settings().cache_dir / "downloads"
+        downloads.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="s3-", dir=downloads) as folder:
             path = Path(folder) / ("media" + (suffix if _SAFE_SUFFIX.match(suffix) else ""))
             try:
                 self._client.download_file(self.location.bucket, locator, str(path))
             except boto_errors() as error:
                 raise as_os_error(error, f"s3://{self.location.bucket}/{locator}") from error
             yield path
+
+
+def _strictly_inside(inner: S3Location, outer: S3Location) -> bool:
+    return inner.bucket == outer.bucket and inner.prefix != outer.prefix and inner.prefix.startswith(outer.prefix)
 
 
 class _ObjectReader(io.RawIOBase):

@@ -146,6 +146,9 @@ def test_scan_of_a_bucket_matches_the_scan_of_the_folder(
         assert item.content_sha256 == local[name].content_sha256
         assert item.duration_s == pytest.approx(local[name].duration_s, abs=1e-3)
         assert abs(item.mtime_ns / 1e9 - datetime.now(UTC).timestamp()) < 300
+    for around in (f"s3://{bucket}/lib", f"s3://{bucket}", f"s3://other/lib/out"):  # not inside: nothing left out
+        listed = open_source(f"s3://{bucket}/lib", exclude=(around,), access=S3Access(endpoint_url=moto_url))
+        assert len(list(listed.list_files())) == len(sources) + 1
 
 
 def test_open_streams_and_seeks(s3: object, bucket: str, moto_url: str) -> None:
@@ -194,6 +197,15 @@ def test_upload_keys_never_leave_the_prefix() -> None:
     for relative in ["../x", "/abs", "a/../../b", "new\nline"]:
         with pytest.raises(ValueError, match="unsafe"):
             location.key(relative)
+
+
+def test_a_missing_aws_extra_is_one_line_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "prefect_aws" else real(name))
+    with pytest.raises(RuntimeError, match=r"^s3:// .*aws extra.*prefect_aws.*transcribe-all\[aws\]"):
+        open_source("s3://bucket/lib")
 
 
 def test_transcript_urls_are_encoded() -> None:
@@ -270,6 +282,7 @@ def test_hostile_keys_fail_alone_and_write_nothing_outside_the_root(
     local_written = {p for p in written if p.startswith("site/")}
     assert all(p.startswith(("site/out/manifest/", "site/out/runs/", "site/out/transcripts/good.wav."))
                for p in local_written), local_written
+    assert not [p for p in (worker_settings().cache_dir / "downloads").rglob("*") if p.is_file()]
     for path in set(staging.rglob("*")) - staged_before:
         assert path.resolve().is_relative_to(staging.resolve())
         assert path.is_dir() or "/remote/manifest/" in path.as_posix(), path  # only the manifest mirror stays
