@@ -4,10 +4,10 @@ A file's `source` (the manifest key) is its key relative to the prefix, so trans
 mirror the library's layout exactly as for a local folder; its `locator` is the full
 key. Keys are untrusted: one that could climb out of an output root (`..`, absolute,
 control characters) is listed with an error and never downloaded, so the planner
-records it as a `failed` row. `open` streams the object (seekable: a seek re-issues a
-ranged GET); `local_path` downloads it to a temp file for PyAV under the worker's
-cache folder (not /tmp, often a small tmpfs), deleted afterwards.
-Header probing does not use ranged reads: PyAV reads the downloaded copy.
+records it as a `failed` row. `open` reads the object through ranged GETs (seekable, and
+a sniff of the first bytes fetches 64 KiB, not the object); `local_path` downloads it to
+a temp file for PyAV under the worker's cache folder (not /tmp, often a small tmpfs),
+deleted afterwards. Header probing reads that downloaded copy, not ranged reads.
 """
 
 from __future__ import annotations
@@ -91,12 +91,18 @@ def _strictly_inside(inner: S3Location, outer: S3Location) -> bool:
 
 
 class _ObjectReader(io.RawIOBase):
-    """A streamed GET that can seek: a new position re-opens the object with a Range header."""
+    """Reads an object through ranged GETs: small windows first (a sniff costs 64 KiB), growing to 8 MiB.
+
+    A seek just moves the position; the next read asks for a window from there.
+    """
+
+    FIRST_WINDOW, MAX_WINDOW = 64 << 10, 8 << 20
 
     def __init__(self, client: Any, bucket: str, key: str) -> None:
         super().__init__()
         self._client, self._bucket, self._key = client, bucket, key
-        self._position = 0
+        self._position, self._window = 0, self.FIRST_WINDOW
+        self._size: int | None = None  # known after the first GET
         self._body: Any = None
 
     def readable(self) -> bool:
@@ -109,12 +115,17 @@ class _ObjectReader(io.RawIOBase):
         return self._position
 
     def readinto(self, buffer: Any) -> int:
-        if self._body is None:
-            self._body = self._get()
-        data = self._body.read(len(buffer))
-        buffer[: len(data)] = data
-        self._position += len(data)
-        return len(data)
+        while not self._at_end():
+            if self._body is None:
+                self._body = self._get()
+                continue
+            data = self._body.read(len(buffer))
+            if data:
+                buffer[: len(data)] = data
+                self._position += len(data)
+                return len(data)
+            self._drop_body()  # this window is used up: the next loop asks for the next one
+        return 0
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         if whence not in (io.SEEK_SET, io.SEEK_CUR):
@@ -122,21 +133,37 @@ class _ObjectReader(io.RawIOBase):
         target = offset if whence == io.SEEK_SET else self._position + offset
         if target != self._position:
             self._drop_body()
-            self._position = target
+            self._position, self._window = target, self.FIRST_WINDOW
         return self._position
 
     def close(self) -> None:
         self._drop_body()
         super().close()
 
+    def _at_end(self) -> bool:
+        return self._size is not None and self._position >= self._size
+
     def _get(self) -> Any:
-        extra = {"Range": f"bytes={self._position}-"} if self._position else {}
+        last = self._position + self._window - 1
+        self._window = min(self._window * 2, self.MAX_WINDOW)
         try:
-            return self._client.get_object(Bucket=self._bucket, Key=self._key, **extra)["Body"]
+            response = self._client.get_object(Bucket=self._bucket, Key=self._key,
+                                               Range=f"bytes={self._position}-{last}")
         except boto_errors() as error:
+            if _error_code(error) == "InvalidRange":  # at or past the end (an empty object, say)
+                self._size = self._position
+                return io.BytesIO()
             raise as_os_error(error, f"s3://{self._bucket}/{self._key}") from error
+        total = response.get("ContentRange", "").rpartition("/")[2]
+        self._size = int(total) if total.isdigit() else int(response["ContentLength"])
+        return response["Body"]
 
     def _drop_body(self) -> None:
         if self._body is not None:
             self._body.close()
             self._body = None
+
+
+def _error_code(error: Exception) -> str | None:
+    response = getattr(error, "response", None)
+    return response.get("Error", {}).get("Code") if isinstance(response, dict) else None
