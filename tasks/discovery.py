@@ -38,20 +38,17 @@ def _inspect(source: MediaSource, listed: SourceFile) -> MediaItem | None:
         with source.open(listed.locator) as handle:
             if not looks_like_media(listed.source, handle.read(SNIFF_BYTES)):
                 return None
-            handle.seek(0)
-            item = replace(item, content_sha256=_sha256(handle))
-    except OSError as error:
-        return replace(item, error=f"cannot read: {error.strerror or error}")
-    if listed.size_bytes == 0:
-        return replace(item, error="empty file: zero bytes")
-    try:
+        # Hash the same local copy the probe reads: a remote file crosses the network once here.
         with source.local_path(listed.locator) as path:
+            with open(path, "rb") as local:
+                item = replace(item, content_sha256=_sha256(local))
+            if listed.size_bytes == 0:
+                return replace(item, error="empty file: zero bytes")
             return replace(item, duration_s=probe_duration(path))
     except MediaError as error:
         return replace(item, error=str(error))
     except OSError as error:
         return replace(item, error=f"cannot read: {error.strerror or error}")
-
 
 def _sha256(handle: BinaryIO) -> str:
     digest = hashlib.sha256()

@@ -155,14 +155,22 @@ def test_open_streams_and_seeks(s3: object, bucket: str, moto_url: str) -> None:
     body = bytes(range(256)) * 4096
     s3.put_object(Bucket=bucket, Key="p/blob.bin", Body=body)  # type: ignore[attr-defined]
     source = open_source(f"s3://{bucket}/p/", access=S3Access(endpoint_url=moto_url))
+    ranges: list[str] = []
+    record = lambda params, **_: ranges.append(params["headers"].get("Range"))  # noqa: E731
+    s3.meta.events.register("before-call.s3.GetObject", record)  # type: ignore[attr-defined]
     with source.open("p/blob.bin") as handle:
         assert handle.read(64) == body[:64]
+        assert ranges == ["bytes=0-65535"]  # a sniff fetches one small window, not the object
         handle.seek(1000)
         assert handle.read(10) == body[1000:1010]
         handle.seek(0)
         assert handle.read() == body
+    s3.put_object(Bucket=bucket, Key="p/empty.wav", Body=b"")  # type: ignore[attr-defined]
+    with source.open("p/empty.wav") as handle:
+        assert handle.read(64) == b"" and handle.read() == b""
     with pytest.raises(OSError, match="blob-missing"):
         source.open("p/blob-missing.bin").read(1)
+    s3.meta.events.unregister("before-call.s3.GetObject", record)  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("key", [*HOSTILE, "new\nline.wav", "esc\x1b.wav", "a/./b.wav"])
