@@ -99,7 +99,6 @@ def _row(result: FileResult, ctx: RunContext) -> dict[str, object]:
     }
 
 
-
 def write_part(out: Path, run_id: str, part: str, results: Sequence[FileResult], ctx: RunContext) -> Path | None:
     """Write one part of the run's manifest atomically; nothing for no results."""
     if not results:
