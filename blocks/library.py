@@ -14,6 +14,9 @@ from tasks.s3 import S3Access, is_s3, parse_s3_uri
 from tasks.sources import MediaSource, open_source
 
 
+LIBRARY_PREFIX = "media-library/"
+
+
 class MediaLibrary(Block):
     """A media library: a folder on the workers, or an S3 prefix plus the credentials to list and read it."""
 
@@ -49,3 +52,19 @@ class MediaLibrary(Block):
     def open(self) -> MediaSource:
         """The library as a MediaSource (S3 with this block's credentials)."""
         return open_source(self.source, access=self.s3_access())
+
+
+def resolve_library(source: str) -> tuple[str, S3Access | None]:
+    """`media-library/NAME` → the saved block's location and S3 access; anything else as it is.
+
+    The access holds only the credentials block's name: workers load the secret themselves.
+    """
+    if not source.startswith(LIBRARY_PREFIX):
+        return source, None
+    name = source.removeprefix(LIBRARY_PREFIX)
+    try:
+        library = MediaLibrary.load(name)
+    except ValueError as error:
+        hint = "save one, or pass a folder or an s3:// URI"
+        raise ValueError(f"source: no MediaLibrary block named {name!r}; {hint}") from error
+    return library.source, library.s3_access() if is_s3(library.source) else None

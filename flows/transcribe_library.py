@@ -13,6 +13,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from blocks.hardware import resolve_pricing
+from blocks.library import resolve_library
 from flows.transcribe_shard import transcribe_shard
 from tasks.discovery import scan_library_task
 from tasks.engines.base import EngineConfig
@@ -40,10 +41,12 @@ def transcribe_library(
 ) -> RunMetrics:
     """Transcribe every new or changed media file under SOURCE into OUT (folders or s3:// URIs).
 
-    With `base_url` (where OUT is served), manifest rows link to their transcripts.
+    SOURCE may also name a saved MediaLibrary block (`media-library/NAME`): its location and S3
+    credentials are used. With `base_url` (where OUT is served), manifest rows link to their transcripts.
     """
     logger = get_run_logger()
     base_url = check_base_url(base_url)
+    source, access = resolve_library(source)
     started_at = datetime.now(UTC)
     run_id = new_run_id(flow_run.scheduled_start_time or started_at, flow_run.id)
     config = EngineConfig(engine=engine, model=model, beam_size=beam_size, language=language,
@@ -51,13 +54,14 @@ def transcribe_library(
     pricing = resolve_pricing(hardware)
     ctx = prepare_run_task(config, run_id)
     scan_started = datetime.now(UTC)
-    items = scan_library_task(source, out)
+    items = scan_library_task(source, out, access)
     scan_s = (datetime.now(UTC) - scan_started).total_seconds()
     todo, planned = plan_run_task(items, out, ctx, scan_s)
     logger.info("run %s: %d files found, %d to transcribe", run_id, len(items), len(todo))
     plan = shard_items(todo, target_s=shard_minutes * 60) if shard_minutes else shard_items(todo, shards if shards is not None else 1)
     summaries = [
-        transcribe_shard(shard, source, out, run_id, config, ctx.config_hash, base_url) for shard in plan
+        transcribe_shard(shard, source, out, run_id, config, ctx.config_hash, base_url, access)
+        for shard in plan
     ]
     metrics = summarise_run(
         run_id=run_id, started_at=started_at, finished_at=datetime.now(UTC), planned=planned, shards=summaries,

@@ -12,6 +12,7 @@ from tasks.engines.base import EngineConfig
 from tasks.manifests import sources_in_run_task
 from tasks.metrics import ShardSummary
 from tasks.records import Shard, StageTimes
+from tasks.s3 import S3Access
 from tasks.reporting import start_progress, update_progress
 from tasks.transcribe import make_batches, transcribe_batch_task
 
@@ -22,7 +23,7 @@ BATCH_AUDIO_S = 600.0
 @flow(name="transcribe-shard", retries=1, retry_delay_seconds=10)
 def transcribe_shard(
     shard: Shard, source: str, out: str, run_id: str, engine: EngineConfig, config_hash: str,
-    base_url: str | None = None,
+    base_url: str | None = None, access: S3Access | None = None,
 ) -> ShardSummary:
     logger = get_run_logger()
     done = sources_in_run_task(out, run_id)
@@ -34,7 +35,7 @@ def transcribe_shard(
     for batch_no, batch in enumerate(batches):
         summaries.append(
             transcribe_batch_task(
-                batch, shard.shard_id, batch_no, source, out, run_id, engine, config_hash, base_url
+                batch, shard.shard_id, batch_no, source, out, run_id, engine, config_hash, base_url, access
             )
         )
         update_progress(progress, 100.0 * (batch_no + 1) / len(batches))

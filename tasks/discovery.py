@@ -16,6 +16,7 @@ from prefect import task
 
 from tasks.audio import MediaError, probe_duration
 from tasks.records import MediaItem
+from tasks.s3 import S3Access
 from tasks.sources import MediaSource, SourceFile, looks_like_media, open_source
 
 HASH_CHUNK = 1 << 20
@@ -58,6 +59,6 @@ def _sha256(handle: BinaryIO) -> str:
 
 
 @task(name="scan-library", retries=2, retry_delay_seconds=[2, 10])
-def scan_library_task(source: str, out: str) -> list[MediaItem]:
+def scan_library_task(source: str, out: str, access: S3Access | None = None) -> list[MediaItem]:
     """Scan the library, leaving out the output folder (retried: a listing can fail for a moment)."""
-    return scan_library(open_source(source, exclude=(out,)))
+    return scan_library(open_source(source, exclude=(out,), access=access))

@@ -25,6 +25,7 @@ from tasks.manifests import RunContext, write_part
 from tasks.metrics import ShardSummary
 from tasks.progress import report
 from tasks.records import Clip, FileResult, MediaItem, StageTimes, Transcript
+from tasks.s3 import S3Access
 from tasks.sources import MediaSource, open_source
 from tasks.storage import open_output
 from tasks.transcripts import UnsafePathError, write_transcript_files
@@ -131,7 +132,7 @@ def make_batches(items: Sequence[MediaItem], max_files: int, max_audio_s: float)
 @task(name="transcribe-batch", retries=1, retry_delay_seconds=5)
 def transcribe_batch_task(
     items: list[MediaItem], shard_id: int, batch_no: int, source: str, out: str, run_id: str,
-    engine: EngineConfig, config_hash: str, base_url: str | None = None,
+    engine: EngineConfig, config_hash: str, base_url: str | None = None, access: S3Access | None = None,
 ) -> ShardSummary:
     """Transcribe one batch, ship its transcripts, then append it to the run's manifest as its own part."""
     transcriber = load_transcriber(engine)  # cached: loaded once per worker process
@@ -139,7 +140,7 @@ def transcribe_batch_task(
                      tuple(sorted(transcriber.settings().items())), base_url)
     store = open_output(out)
     out_dir = store.local_root()
-    outcome = transcribe_batch(items, shard_id, open_source(source), transcriber, out_dir, ctx,
+    outcome = transcribe_batch(items, shard_id, open_source(source, access=access), transcriber, out_dir, ctx,
                                decode_workers=worker_settings().decode_workers or 2)
     started = time.perf_counter()
     store.publish(transcript_files(out_dir, outcome.results))  # before the rows that point at them

@@ -406,3 +406,28 @@ def test_cli_runs_s3_to_s3_with_the_default_aws_chain_and_an_endpoint(
     assert list(rows["status"]) == ["ok"] and "quick" in rows.loc[0, "text"].lower()
     assert rows.loc[0, "transcript_url"] == "https://h.example/outputs/transcripts/standup.wav.json"
     assert "out/transcripts/standup.wav.srt" in all_keys(s3, bucket)
+
+
+@pytest.mark.slow
+def test_a_media_library_block_brings_its_own_s3_credentials(
+    s3: object, bucket: str, moto_url: str, prefect_api: str, example_library: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker has no S3 settings at all: the block's credentials block and endpoint are what work."""
+    from prefect_aws import AwsClientParameters, AwsCredentials
+
+    from blocks.library import MediaLibrary
+    from flows.transcribe_library import transcribe_library
+
+    monkeypatch.delenv("TRANSCRIBE_ALL_AWS_CREDENTIALS_BLOCK", raising=False)
+    monkeypatch.delenv("TRANSCRIBE_ALL_S3_ENDPOINT_URL", raising=False)
+    worker_settings.cache_clear()
+    AwsCredentials(aws_access_key_id="testing", aws_secret_access_key=SECRET, region_name="us-east-1").save(
+        "library-creds", overwrite=True)
+    sources = upload_library(s3, bucket, "lib", example_library / "lectures")
+    MediaLibrary(source=f"s3://{bucket}/lib", aws_credentials_block="library-creds",
+                 endpoint_url=moto_url).save("lectures", overwrite=True)
+    metrics = transcribe_library("media-library/lectures", str(tmp_path / "out"), engine="fake")
+    assert metrics.files_ok == len(sources) == 2
+    with pytest.raises(ValueError, match="^source: no MediaLibrary block named 'nope'"):
+        transcribe_library("media-library/nope", str(tmp_path / "out"), engine="fake")
