@@ -92,8 +92,8 @@ def s3_client(access: S3Access) -> Any:
         credentials = AwsCredentials.load(access.credentials_block)
     except ValueError as error:
         raise RuntimeError(
-            f"AWS credentials block {access.credentials_block!r} not found: save an AwsCredentials block of"
-            " that name, or unset TRANSCRIBE_ALL_AWS_CREDENTIALS_BLOCK to use the default AWS chain"
+            f"AWS credentials block {access.credentials_block!r} not found: save an AwsCredentials block"
+            " of that name, or name another (TRANSCRIBE_ALL_AWS_CREDENTIALS_BLOCK or the MediaLibrary block)"
         ) from error
     params = credentials.aws_client_parameters.get_params_override()
     if access.endpoint_url:
