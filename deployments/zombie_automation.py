@@ -7,6 +7,9 @@ this automation crashes a run whose heartbeat stops, and the parent flow then
 resubmits its shard. See https://docs.prefect.io/v3/advanced/detect-zombie-flows
 
     python deployments/zombie_automation.py [--within SECONDS]
+
+`--within` must exceed the heartbeat interval and the slowest start of a run (an ECS
+task pulling a large GPU image can take minutes: use 300 or more there).
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ def zombie_automation(within_s: float) -> Automation:
     return Automation(
         name=NAME,
         trigger=EventTrigger(
-            after={"prefect.flow-run.heartbeat"},
+            # Pending too: a worker killed while its run is still starting leaves it Pending, silent
+            after={"prefect.flow-run.heartbeat", "prefect.flow-run.Pending"},
             expect={
                 "prefect.flow-run.heartbeat",
+                "prefect.flow-run.Running",
                 "prefect.flow-run.Completed",
                 "prefect.flow-run.Failed",
                 "prefect.flow-run.Cancelled",

@@ -15,10 +15,12 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from blocks.hardware import resolve_pricing
+from blocks.library import resolve_library
 from flows.transcribe_shard import transcribe_shard
 from tasks.discovery import scan_library_task
 from tasks.engines.base import EngineConfig
 from tasks.fanout import ShardJob, run_shards_on_pool
+from tasks.links import check_base_url
 from tasks.manifests import finalize_run_task, finalize_unfinished_task
 from tasks.metrics import RunMetrics, record_run_task
 from tasks.planning import new_run_id, plan_run_task, prepare_run_task
@@ -46,9 +48,16 @@ def transcribe_library(
     word_timestamps: bool = False,
     pack_short_clips: bool = True,
     engine_options: dict[str, str] | None = None,
+    base_url: str | None = None,
 ) -> RunMetrics:
-    """Transcribe every new or changed media file under SOURCE into OUT."""
+    """Transcribe every new or changed media file under SOURCE into OUT (folders or s3:// URIs).
+
+    SOURCE may also name a saved MediaLibrary block (`media-library/NAME`): its location and S3
+    credentials are used. With `base_url` (where OUT is served), manifest rows link to their transcripts.
+    """
     logger = get_run_logger()
+    base_url = check_base_url(base_url)
+    source, access = resolve_library(source)
     started_at = datetime.now(UTC)
     run_id = new_run_id(flow_run.scheduled_start_time or started_at, flow_run.id)
     config = EngineConfig(engine=engine, model=model, beam_size=beam_size, language=language,
@@ -58,11 +67,11 @@ def transcribe_library(
     ctx = prepare_run_task(config, run_id)
     finalize_unfinished_task(out, run_id)
     scan_started = datetime.now(UTC)
-    items = scan_library_task(source, out)
+    items = scan_library_task(source, out, access)
     todo = plan_run_task(items, out, ctx, (datetime.now(UTC) - scan_started).total_seconds())
     logger.info("run %s: %d files found, %d to transcribe", run_id, len(items), len(todo))
     plan = shard_items(todo, target_s=shard_minutes * 60) if shard_minutes else shard_items(todo, shards or 1)
-    jobs = [ShardJob(shard, source, out, run_id, config, ctx.config_hash) for shard in plan]
+    jobs = [ShardJob(shard, source, out, run_id, config, ctx.config_hash, base_url, access) for shard in plan]
     failed: list[int] = []
     if pool:
         failed = run_shards_on_pool(pool, jobs, attempts=shard_attempts)

@@ -12,6 +12,7 @@ from tasks.engines.base import EngineConfig
 from tasks.manifests import sources_in_run_task
 from tasks.metrics import ShardSummary
 from tasks.records import Shard, StageTimes
+from tasks.s3 import S3Access
 from tasks.reporting import start_progress, update_progress
 from tasks.transcribe import make_batches, transcribe_batch_task
 
@@ -21,7 +22,8 @@ BATCH_AUDIO_S = 600.0
 
 @flow(name="transcribe-shard", retries=1, retry_delay_seconds=10)
 def transcribe_shard(
-    shard: Shard, source: str, out: str, run_id: str, engine: EngineConfig, config_hash: str
+    shard: Shard, source: str, out: str, run_id: str, engine: EngineConfig, config_hash: str,
+    base_url: str | None = None, access: S3Access | None = None,
 ) -> ShardSummary:
     logger = get_run_logger()
     done = sources_in_run_task(out, run_id)
@@ -32,7 +34,9 @@ def transcribe_shard(
     batches = make_batches(todo, BATCH_FILES, BATCH_AUDIO_S)
     for batch_no, batch in enumerate(batches):
         summaries.append(
-            transcribe_batch_task(batch, shard.shard_id, batch_no, source, out, run_id, engine, config_hash)
+            transcribe_batch_task(
+                batch, shard.shard_id, batch_no, source, out, run_id, engine, config_hash, base_url, access
+            )
         )
         update_progress(progress, 100.0 * (batch_no + 1) / len(batches))
     update_progress(progress, 100.0)

@@ -10,13 +10,13 @@ import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from pathlib import Path
 from typing import BinaryIO
 
 from prefect import task
 
 from tasks.audio import MediaError, probe_duration
 from tasks.records import MediaItem
+from tasks.s3 import S3Access
 from tasks.sources import MediaSource, SourceFile, looks_like_media, open_source
 
 HASH_CHUNK = 1 << 20
@@ -39,20 +39,17 @@ def _inspect(source: MediaSource, listed: SourceFile) -> MediaItem | None:
         with source.open(listed.locator) as handle:
             if not looks_like_media(listed.source, handle.read(SNIFF_BYTES)):
                 return None
-            handle.seek(0)
-            item = replace(item, content_sha256=_sha256(handle))
-    except OSError as error:
-        return replace(item, error=f"cannot read: {error.strerror or error}")
-    if listed.size_bytes == 0:
-        return replace(item, error="empty file: zero bytes")
-    try:
+        # Hash the same local copy the probe reads: a remote file crosses the network once here.
         with source.local_path(listed.locator) as path:
+            with open(path, "rb") as local:
+                item = replace(item, content_sha256=_sha256(local))
+            if listed.size_bytes == 0:
+                return replace(item, error="empty file: zero bytes")
             return replace(item, duration_s=probe_duration(path))
     except MediaError as error:
         return replace(item, error=str(error))
     except OSError as error:
         return replace(item, error=f"cannot read: {error.strerror or error}")
-
 
 def _sha256(handle: BinaryIO) -> str:
     digest = hashlib.sha256()
@@ -62,6 +59,6 @@ def _sha256(handle: BinaryIO) -> str:
 
 
 @task(name="scan-library", retries=2, retry_delay_seconds=[2, 10])
-def scan_library_task(source: str, out: str) -> list[MediaItem]:
+def scan_library_task(source: str, out: str, access: S3Access | None = None) -> list[MediaItem]:
     """Scan the library, leaving out the output folder (retried: a listing can fail for a moment)."""
-    return scan_library(open_source(source, exclude=(Path(out),)))
+    return scan_library(open_source(source, exclude=(out,), access=access))

@@ -19,6 +19,7 @@ from prefect.deployments import run_deployment
 
 from tasks.engines.base import EngineConfig
 from tasks.records import Shard
+from tasks.s3 import S3Access
 
 SHARD_FLOW = "transcribe-shard"
 
@@ -36,10 +37,13 @@ class ShardJob:
     run_id: str
     engine: EngineConfig
     config_hash: str
+    base_url: str | None = None
+    access: S3Access | None = None  # names the credentials block; never the secrets
 
     def parameters(self) -> dict[str, object]:
         return {"shard": self.shard, "source": self.source, "out": self.out, "run_id": self.run_id,
-                "engine": self.engine, "config_hash": self.config_hash}
+                "engine": self.engine, "config_hash": self.config_hash, "base_url": self.base_url,
+                "access": self.access}
 
 
 @task(name="run-shards-on-pool")

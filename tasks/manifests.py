@@ -23,7 +23,9 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from prefect import task
 
+from tasks.links import transcript_url
 from tasks.records import FileResult
+from tasks.storage import OutputStore, open_output
 from tasks.transcripts import atomic_write_bytes
 
 MANIFEST_DIR = "manifest"
@@ -51,6 +53,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("finished_at", pa.timestamp("us", tz="UTC")),
         ("done_in_run", pa.string()),  # skipped rows: the run that holds the ok row
         ("transcript_path", pa.string()),  # relative to DIR
+        ("transcript_url", pa.string()),  # {base_url}/outputs/{transcript_path}; null without a base URL
     ]
 )
 
@@ -64,6 +67,7 @@ class RunContext:
     model: str
     config_hash: str
     engine_settings: tuple[tuple[str, str], ...] = ()
+    base_url: str | None = None  # where DIR is served: rows get links to their transcripts
 
 
 def to_table(results: Sequence[FileResult], ctx: RunContext) -> pa.Table:
@@ -96,6 +100,7 @@ def _row(result: FileResult, ctx: RunContext) -> dict[str, object]:
         "finished_at": result.finished_at,
         "done_in_run": result.done_in_run,
         "transcript_path": result.transcript_path,
+        "transcript_url": transcript_url(ctx.base_url, result.transcript_path),
     }
 
 
@@ -142,24 +147,33 @@ def _read(root: Path, columns: Iterable[str] | None, run_id: str | None) -> pa.T
 STATUS_RANK = {"ok": 0, "skipped": 1, "failed": 2}
 
 
-def finalize_run(out: Path, run_id: str) -> pa.Table:
+@dataclass(frozen=True, slots=True)
+class Merged:
+    table: pa.Table  # the run's rows, one per source
+    written: Path | None  # the merged part (None: the run has no rows)
+    removed: tuple[Path, ...]  # staged parts folded in and deleted
+
+
+def finalize_run(out: Path, run_id: str) -> Merged:
     """Merge a run's staged rows into its manifest partition: one row per source, atomically.
 
     If a source was written twice (a shard retried while its first attempt was still
     alive), the ok row wins, then the earliest. Re-running it is harmless.
     """
-    staged_files = sorted((out / STAGING_DIR / f"run_id={run_id}").glob("*.parquet"))
+    staged_files = tuple(sorted((out / STAGING_DIR / f"run_id={run_id}").glob("*.parquet")))
     parts = [read_manifest(out, run_id=run_id), read_staging(out, run_id=run_id)]
     rows = [row for part in parts for row in part.to_pylist()]
     rows.sort(key=lambda r: (r["source"], STATUS_RANK.get(r["status"], 9), r["finished_at"]))
     unique = [row for n, row in enumerate(rows) if n == 0 or row["source"] != rows[n - 1]["source"]]
     table = pa.Table.from_pylist([{k: v for k, v in r.items() if k != "run_id"} for r in unique],
                                  schema=MANIFEST_SCHEMA)
+    written = None
     if unique:
-        _write_table(out / MANIFEST_DIR / f"run_id={run_id}" / "part-00000.parquet", table)
+        written = out / MANIFEST_DIR / f"run_id={run_id}" / "part-00000.parquet"
+        _write_table(written, table)
     for path in staged_files:
         path.unlink(missing_ok=True)
-    return table
+    return Merged(table, written, staged_files)
 
 
 def unfinished_runs(out: Path) -> list[str]:
@@ -200,20 +214,30 @@ def sources_in_run(out: Path, run_id: str) -> set[str]:
 @task(name="read-run-sources", retries=2, retry_delay_seconds=[2, 10])
 def sources_in_run_task(out: str, run_id: str) -> set[str]:
     """Sources this run has already settled (a retried shard skips them)."""
-    return sources_in_run(Path(out).resolve(), run_id)
+    return sources_in_run(open_output(out).pull_manifest(), run_id)
 
 
 @task(name="merge-manifest", retries=2, retry_delay_seconds=[2, 10])
 def finalize_run_task(out: str, run_id: str) -> int:
     """Merge the run's staged rows into DIR/manifest; return its row count."""
-    return finalize_run(Path(out).resolve(), run_id).num_rows
+    store = open_output(out)
+    return _finalize_and_ship(store, store.pull_manifest(), run_id)
 
 
 @task(name="merge-unfinished-runs", retries=2, retry_delay_seconds=[2, 10])
 def finalize_unfinished_task(out: str, current_run_id: str) -> list[str]:
     """Merge what runs that died before their merge had staged (their ok files stay done)."""
-    out_dir = Path(out).resolve()
-    orphans = [r for r in unfinished_runs(out_dir) if r != current_run_id]
+    store = open_output(out)
+    root = store.pull_manifest()
+    orphans = [r for r in unfinished_runs(root) if r != current_run_id]
     for run_id in orphans:
-        finalize_run(out_dir, run_id)
+        _finalize_and_ship(store, root, run_id)
     return orphans
+
+
+def _finalize_and_ship(store: OutputStore, root: Path, run_id: str) -> int:
+    merged = finalize_run(root, run_id)
+    if merged.written is not None:
+        store.publish([merged.written], keep=True)  # the merged part first, then drop the staged ones
+    store.delete([path.relative_to(root).as_posix() for path in merged.removed])
+    return merged.table.num_rows

@@ -20,6 +20,7 @@ from prefect import task
 from tasks.manifests import read_manifest
 from tasks.pricing import Pricing
 from tasks.records import StageTimes
+from tasks.storage import open_output
 from tasks.transcripts import atomic_write_bytes, atomic_write_text
 
 RUNS_DIR = "runs"
@@ -102,9 +103,11 @@ def summarise_run(
     )
 
 
-def write_stage_times(out: Path, run_id: str, part: str, times: StageTimes) -> None:
+def write_stage_times(out: Path, run_id: str, part: str, times: StageTimes) -> Path:
     """Each writer leaves its stage seconds beside the run; the parent adds them up."""
-    atomic_write_text(out / STAGES_DIR / f"run_id={run_id}" / f"{part}.json", json.dumps(asdict(times)))
+    path = out / STAGES_DIR / f"run_id={run_id}" / f"{part}.json"
+    atomic_write_text(path, json.dumps(asdict(times)))
+    return path
 
 
 def read_stage_times(out: Path, run_id: str) -> StageTimes:
@@ -139,12 +142,13 @@ def record_run_task(
     config_hash: str,
 ) -> RunMetrics:
     """Compute the run's metrics from its merged manifest and write its row to DIR/runs/."""
-    out_dir = Path(out).resolve()
+    store = open_output(out)
+    root = store.pull_manifest()
     metrics = summarise_run(
         run_id=run_id, started_at=started_at, finished_at=datetime.now(UTC),
-        rows=read_manifest(out_dir, ["status", "duration_s"], run_id=run_id),
-        times=read_stage_times(out_dir, run_id), pricing=pricing, workers=workers, engine=engine, model=model,
+        rows=read_manifest(root, ["status", "duration_s"], run_id=run_id),
+        times=read_stage_times(root, run_id), pricing=pricing, workers=workers, engine=engine, model=model,
         config_hash=config_hash,
     )
-    write_run_row(out_dir, metrics)
+    store.publish([write_run_row(store.local_root(), metrics)])
     return metrics

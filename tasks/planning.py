@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from prefect import task
 
@@ -21,6 +20,7 @@ from tasks.manifests import Ledger, RunContext, load_ledger, write_part
 from tasks.metrics import write_stage_times
 from tasks.progress import report
 from tasks.records import FileResult, MediaItem, StageTimes
+from tasks.storage import open_output
 
 SCAN_SHARD = -1  # shard_id of rows settled by the planner, not by a shard
 
@@ -56,12 +56,13 @@ def plan_run(items: Sequence[MediaItem], ledger: Ledger, run_id: str) -> Plan:
 @task(name="plan-run", retries=2, retry_delay_seconds=[2, 10])
 def plan_run_task(items: list[MediaItem], out: str, ctx: RunContext, scan_s: float) -> list[MediaItem]:
     """Read the ledger, stage rows for skipped and unreadable files, return the files to do."""
-    out_dir = Path(out).resolve()
-    plan = plan_run(items, load_ledger(out_dir, ctx.config_hash, ctx.run_id), ctx.run_id)
+    store = open_output(out)
+    plan = plan_run(items, load_ledger(store.pull_manifest(), ctx.config_hash, ctx.run_id), ctx.run_id)
     started = time.perf_counter()
-    part = f"planned-{uuid.uuid4().hex[:8]}"
-    write_part(out_dir, ctx.run_id, part, plan.settled, ctx)
-    write_stage_times(out_dir, ctx.run_id, part, StageTimes(scan_s=scan_s, write_s=time.perf_counter() - started))
+    name = f"planned-{uuid.uuid4().hex[:8]}"
+    part = write_part(store.local_root(), ctx.run_id, name, plan.settled, ctx)
+    times = StageTimes(scan_s=scan_s, write_s=time.perf_counter() - started)
+    store.publish([*([part] if part else []), write_stage_times(store.local_root(), ctx.run_id, name, times)])
     report("planned", len(plan.todo), sum(i.duration_s or 0 for i in plan.todo))
     return list(plan.todo)
 

@@ -1,7 +1,7 @@
 """Where media comes from: the `MediaSource` interface and the local-folder source.
 
 The scan only needs to list files, read their first bytes, stream their content
-and get a local path PyAV can open; a remote source (S3) implements the same four.
+and get a local path PyAV can open; `tasks/sources_s3.py` implements the same for S3.
 """
 
 from __future__ import annotations
@@ -11,7 +11,10 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
+
+if TYPE_CHECKING:
+    from tasks.s3 import S3Access
 
 # Extensions kept without sniffing. Anything else is kept only if its bytes say media.
 MEDIA_EXTENSIONS = frozenset(
@@ -100,9 +103,20 @@ class LocalSource:
         return True
 
 
-def open_source(uri: str, exclude: tuple[Path, ...] = ()) -> MediaSource:
-    """The MediaSource for a SOURCE argument: a local folder (S3 comes as `s3://bucket/prefix`)."""
+def open_source(uri: str, exclude: tuple[str, ...] = (), access: S3Access | None = None) -> MediaSource:
+    """The MediaSource for a SOURCE argument: a local folder or `s3://bucket/prefix`.
+
+    `exclude` lists output roots (paths or s3:// URIs) to leave out of the listing.
+    """
+    if uri.startswith("s3://"):
+        from tasks.s3 import S3Access, require_aws
+
+        require_aws()
+        from tasks.sources_s3 import S3Source
+
+        remote_outputs = tuple(e for e in exclude if e.startswith("s3://"))
+        return S3Source(uri, access or S3Access.from_settings(), remote_outputs)
     if "://" in uri:
         scheme = uri.split("://", 1)[0]
-        raise ValueError(f"SOURCE: {scheme}:// sources are not supported by this install: {uri}")
-    return LocalSource(uri, exclude=exclude)
+        raise ValueError(f"SOURCE: {scheme}:// is not supported (use a folder or s3://bucket/prefix): {uri}")
+    return LocalSource(uri, exclude=tuple(Path(e) for e in exclude if "://" not in e))

@@ -25,7 +25,9 @@ from tasks.manifests import RunContext, write_part
 from tasks.metrics import ShardSummary, write_stage_times
 from tasks.progress import report
 from tasks.records import Clip, FileResult, MediaItem, StageTimes, Transcript
+from tasks.s3 import S3Access
 from tasks.sources import MediaSource, open_source
+from tasks.storage import open_output
 from tasks.transcripts import UnsafePathError, write_transcript_files
 from transcribe_all.settings import worker_settings
 
@@ -130,21 +132,29 @@ def make_batches(items: Sequence[MediaItem], max_files: int, max_audio_s: float)
 @task(name="transcribe-batch", retries=1, retry_delay_seconds=5)
 def transcribe_batch_task(
     items: list[MediaItem], shard_id: int, batch_no: int, source: str, out: str, run_id: str,
-    engine: EngineConfig, config_hash: str,
+    engine: EngineConfig, config_hash: str, base_url: str | None = None, access: S3Access | None = None,
 ) -> ShardSummary:
-    """Transcribe one batch and append it to the run's manifest as its own part."""
+    """Transcribe one batch, ship its transcripts, then append it to the run's manifest as its own part."""
     transcriber = load_transcriber(engine)  # cached: loaded once per worker process
     ctx = RunContext(run_id, transcriber.engine, transcriber.model, config_hash,
-                     tuple(sorted(transcriber.settings().items())))
-    out_dir = Path(out).resolve()
-    outcome = transcribe_batch(items, shard_id, open_source(source), transcriber, out_dir, ctx,
+                     tuple(sorted(transcriber.settings().items())), base_url)
+    store = open_output(out)
+    out_dir = store.local_root()
+    outcome = transcribe_batch(items, shard_id, open_source(source, access=access), transcriber, out_dir, ctx,
                                decode_workers=worker_settings().decode_workers or 2)
     started = time.perf_counter()
-    part = f"shard-{shard_id:05d}-batch-{batch_no:05d}-{uuid.uuid4().hex[:8]}"
-    write_part(out_dir, run_id, part, outcome.results, ctx)
+    store.publish(transcript_files(out_dir, outcome.results))  # before the rows that point at them
+    name = f"shard-{shard_id:05d}-batch-{batch_no:05d}-{uuid.uuid4().hex[:8]}"
+    part = write_part(out_dir, run_id, name, outcome.results, ctx)
     times = replace(outcome.times, write_s=outcome.times.write_s + time.perf_counter() - started)
-    write_stage_times(out_dir, run_id, part, times)
+    store.publish([*([part] if part else []), write_stage_times(out_dir, run_id, name, times)])
     ok = [r for r in outcome.results if r.status == "ok"]
     report("done", len(outcome.results), sum(r.item.duration_s or 0 for r in outcome.results))
     return ShardSummary(shard_id, len(ok), len(outcome.results) - len(ok), 0,
                         sum(r.item.duration_s or 0 for r in ok), times)
+
+
+def transcript_files(out: Path, results: Sequence[FileResult]) -> list[Path]:
+    """The JSON, SRT and VTT files written for the batch's ok results."""
+    json_paths = [out / r.transcript_path for r in results if r.status == "ok" and r.transcript_path]
+    return [p.with_suffix(suffix) for p in json_paths for suffix in (".json", ".srt", ".vtt")]

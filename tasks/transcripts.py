@@ -27,10 +27,11 @@ def safe_relative_path(key: str) -> PurePosixPath:
     """A relative POSIX path that cannot climb out of its root, or UnsafePathError."""
     if any(unicodedata.category(ch) == "Cc" for ch in key):
         raise UnsafePathError(f"unsafe source name {key!r}: control characters")
-    path = PurePosixPath(key.replace("\\", "/"))
-    if path.is_absolute() or not path.parts or any(part in ("..", ".", "") for part in path.parts):
-        raise UnsafePathError(f"unsafe source name {key!r}: absolute or climbs out with '..'")
-    return path
+    raw_parts = key.replace("\\", "/").split("/")
+    # Checked on the raw text: PurePosixPath would fold '.' and '//' away, and two keys would share outputs.
+    if any(part in ("..", ".", "") for part in raw_parts):
+        raise UnsafePathError(f"unsafe source name {key!r}: absolute, empty or '.'/'..' path segments")
+    return PurePosixPath(*raw_parts)
 
 
 def output_path(out: Path, key: str, suffix: str) -> Path:

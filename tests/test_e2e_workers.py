@@ -1,5 +1,6 @@
 """End to end on loopback: a real Prefect server, `prefect deploy --all`, process workers.
 
+The library (the example clips) sits in a real S3 API (moto's server) on loopback.
 The parent runs on the control pool; its shards fan out to two workers on the CPU
 pool as `transcribe-shard/cpu` deployment runs. The fault test SIGKILLs a worker
 with the shard it holds: Prefect's zombie automation crashes the silent run, the
@@ -27,8 +28,11 @@ ZOMBIE_AFTER_S = 45
 
 
 @pytest.fixture(scope="module")
-def loopback() -> Iterator[LoopbackPrefect]:
-    prefect = LoopbackPrefect(heartbeat_s=HEARTBEAT_S).start()
+def loopback(moto_url: str) -> Iterator[LoopbackPrefect]:
+    prefect = LoopbackPrefect(heartbeat_s=HEARTBEAT_S)
+    prefect.env.update({"TRANSCRIBE_ALL_S3_ENDPOINT_URL": moto_url, "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"})
+    prefect.start()
     try:
         prefect.deploy_all(zombie_within_s=ZOMBIE_AFTER_S)
         prefect.start_worker("control", "transcribe-control", limit=4)
@@ -39,8 +43,15 @@ def loopback() -> Iterator[LoopbackPrefect]:
         prefect.stop()
 
 
-def params(source: Path, out: Path, shards: int, seconds_per_audio_second: float) -> dict[str, object]:
-    return {"source": str(source), "out": str(out), "pool": "cpu", "shards": shards, "shard_minutes": None,
+@pytest.fixture
+def s3_library(s3: object, bucket: str, example_library: Path) -> str:
+    for path in sorted(p for p in example_library.rglob("*") if p.is_file()):
+        s3.upload_file(str(path), bucket, f"library/{path.relative_to(example_library).as_posix()}")  # type: ignore[attr-defined]
+    return f"s3://{bucket}/library"
+
+
+def params(source: str, out: Path, shards: int, seconds_per_audio_second: float) -> dict[str, object]:
+    return {"source": source, "out": str(out), "pool": "cpu", "shards": shards, "shard_minutes": None,
             "engine": "fake", "hardware": "cpu",
             "engine_options": {"seconds_per_audio_second": str(seconds_per_audio_second)}}
 
@@ -53,10 +64,10 @@ def assert_every_file_once(out: Path, library: Path) -> None:
 
 
 def test_nightly_deployment_fans_shards_out_over_workers(
-    loopback: LoopbackPrefect, tmp_path: Path, example_library: Path
+    loopback: LoopbackPrefect, tmp_path: Path, example_library: Path, s3_library: str
 ) -> None:
     out = tmp_path / "out"
-    done = loopback.run_deployment("transcribe-library/nightly", params(example_library, out, 3, 0.0))
+    done = loopback.run_deployment("transcribe-library/nightly", params(s3_library, out, 3, 0.0))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert_every_file_once(out, example_library)
     assert loopback.flow_run_states("transcribe-shard").count("COMPLETED") == 3
@@ -65,12 +76,12 @@ def test_nightly_deployment_fans_shards_out_over_workers(
 
 
 def test_a_worker_killed_mid_shard_loses_and_duplicates_nothing(
-    loopback: LoopbackPrefect, tmp_path: Path, example_library: Path
+    loopback: LoopbackPrefect, tmp_path: Path, example_library: Path, s3_library: str
 ) -> None:
     out = tmp_path / "out"
     # ~4 s clips at 1.5 s per audio second: each 3-file shard keeps a worker busy ~18 s
     command = [str(Path(sys.executable).parent / "prefect"), "deployment", "run", "transcribe-library/nightly",
-               "--params", json.dumps(params(example_library, out, 2, 1.5)), "--watch", "--watch-timeout", "400"]
+               "--params", json.dumps(params(s3_library, out, 2, 1.5)), "--watch", "--watch-timeout", "400"]
     parent = subprocess.Popen(command, cwd=loopback.home, env=loopback.env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120

@@ -29,8 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="transcribe-all", description="Transcribe a whole media library.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = commands.add_parser("run", help="transcribe SOURCE into --out DIR on this machine")
-    run.add_argument("source", metavar="SOURCE", help="media folder (recursively scanned)")
-    run.add_argument("--out", required=True, metavar="DIR", help="output folder (manifest, transcripts, runs)")
+    run.add_argument("source", metavar="SOURCE",
+                     help="media folder (recursively scanned) or s3://BUCKET/PREFIX")
+    run.add_argument("--out", required=True, metavar="DIR",
+                     help="output folder or s3://BUCKET/PREFIX (manifest, transcripts, runs)")
     run.add_argument("--engine", default="ctranslate2", choices=["ctranslate2", "transformers", "nemo"])
     run.add_argument("--model", metavar="PATH_OR_ID", help="model folder/file or hub id (default: bundled)")
     run.add_argument("--hardware", default="cpu", metavar="PROFILE", help="pricing profile (default: cpu)")
@@ -41,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--language", help="language code; default: the model's own or detected")
     run.add_argument("--word-timestamps", action="store_true", help="word timestamps in the JSON output")
     run.add_argument("--no-packing", action="store_true", help="transcribe short clips one by one")
+    run.add_argument("--base-url", metavar="URL",
+                     help="where DIR is served (http(s)://HOST): manifest rows link to URL/outputs/...")
     run.add_argument("-v", "--verbose", action="store_true", help="show Prefect's logs")
     models = commands.add_parser("models", help="manage local models")
     model_commands = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
@@ -95,15 +99,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _check_run_args(args: argparse.Namespace) -> None:
     """Everything that can be checked without Prefect: one line naming the parameter."""
     from tasks.engines import EngineConfig, EngineError, resolve_model
+    from tasks.links import check_base_url
     from tasks.pricing import BUILTIN_PROFILES
     from transcribe_all.settings import external_prefect_api
 
-    source = Path(args.source)
-    if not source.is_dir():
-        raise UsageError(f"SOURCE: not a folder: {args.source}")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out: exists and is not a folder: {args.out}")
+    _check_location(args.source, "SOURCE")
+    _check_location(args.out, "--out")
+    try:
+        check_base_url(args.base_url)
+    except ValueError as error:
+        raise UsageError(f"--{str(error).replace('_', '-', 1)}") from None
     if args.shards and args.shard_minutes:
         raise UsageError("--shards and --shard-minutes: give one or the other")
     if args.hardware not in BUILTIN_PROFILES and not external_prefect_api():
@@ -112,6 +117,24 @@ def _check_run_args(args: argparse.Namespace) -> None:
         resolve_model(EngineConfig(engine=args.engine, model=args.model, beam_size=args.beam_size))
     except (EngineError, ValueError) as error:
         raise UsageError(f"--{error}") from None
+
+
+def _check_location(value: str, name: str) -> None:
+    """A local folder (SOURCE must exist) or a well-formed s3:// URI with the aws extra installed."""
+    if value.startswith("s3://"):
+        from tasks.s3 import parse_s3_uri, require_aws
+
+        try:
+            parse_s3_uri(value, name)
+            require_aws()
+        except (ValueError, RuntimeError) as error:
+            raise UsageError(str(error) if str(error).startswith(name) else f"{name}: {error}") from None
+    elif "://" in value:
+        raise UsageError(f"{name}: only folders and s3:// URIs are supported, got {value}")
+    elif name == "SOURCE" and not Path(value).is_dir():
+        raise UsageError(f"SOURCE: not a folder: {value}")
+    elif Path(value).exists() and not Path(value).is_dir():
+        raise UsageError(f"{name}: exists and is not a folder: {value}")
 
 
 def _import_ct2(src: str, dest: str) -> int:

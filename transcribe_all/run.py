@@ -29,6 +29,7 @@ def run_in_process(args: argparse.Namespace) -> int:
                 source=args.source, out=args.out, engine=args.engine, model=args.model, hardware=args.hardware,
                 shards=args.shards, shard_minutes=args.shard_minutes, beam_size=args.beam_size,
                 language=args.language, word_timestamps=args.word_timestamps, pack_short_clips=not args.no_packing,
+                base_url=args.base_url,
             )
     except (EngineError, ValueError, OSError, RuntimeError) as error:
         console.print(f"[red]transcribe-all: run failed:[/] {error}")

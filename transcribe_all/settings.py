@@ -25,6 +25,14 @@ class WorkerSettings(BaseSettings):
     cache_dir: Path = Field(default_factory=_default_cache, description="Converted models and the CLI's Prefect state.")
     cpu_threads: int = Field(default=0, ge=0, description="Threads per engine on CPU; 0 = all cores.")
     decode_workers: int = Field(default=0, ge=0, description="Parallel audio decoders; 0 = from the cores.")
+    aws_credentials_block: str | None = Field(
+        default=None,
+        description="Name of a saved prefect-aws AwsCredentials block for s3:// sources and outputs;"
+        " unset = boto3's default chain (AWS_* variables, profile, instance role).",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="S3-compatible endpoint (MinIO, moto); unset = AWS, or the block's own."
+    )
 
     @property
     def model_cache(self) -> Path:
@@ -33,6 +41,11 @@ class WorkerSettings(BaseSettings):
     @property
     def prefect_home(self) -> Path:
         return self.cache_dir / "prefect"
+
+    @property
+    def staging_dir(self) -> Path:
+        """Where outputs bound for S3 are written before they are uploaded."""
+        return self.cache_dir / "staging"
 
 
 @lru_cache(maxsize=1)
