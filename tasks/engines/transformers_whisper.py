@@ -1,0 +1,258 @@
+"""Whisper on transformers: the GPU engine (float16, FlashAttention-2, dynamic batching).
+
+The model is loaded directly (`AutoModelForSpeechSeq2Seq` + `AutoProcessor`), not
+through `pipeline()`, so one `generate` call decodes a whole batch of 30 s windows
+drawn from many files, with attention masks. Windows are sorted by length before
+batching so rows of a batch finish near the same step. Files longer than 30 s are
+cut into overlapping windows and stitched by word times (`windows.py`); short files
+are packed into shared windows as the CTranslate2 engine does (`packing.py`).
+
+Word times come from transformers' cross-attention alignment, which switches the
+model to eager attention for that call; the chosen attention is put back after it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tasks.engines.base import EngineConfig, EngineError
+from tasks.engines.packing import build_pack, plan_packs, split_pack
+from tasks.engines.whisper_tokens import Decoded, Vocabulary, parse_tokens
+from tasks.engines.windows import Span, batches, plan_spans, stitch
+from tasks.records import SAMPLE_RATE, Clip, Transcript
+
+log = logging.getLogger(__name__)
+
+WINDOW_S = 30.0
+OVERLAP_S = 6.0  # long files: a boundary word is judged 3 s from either window's edge
+PACK_WINDOW_S, GAP_S, PACK_MAX_CLIP_S = 28.0, 1.0, 20.0  # as in the CTranslate2 engine
+CPU_BATCH = 8  # on a few CPU cores batching barely helps; this bounds memory
+MAX_BATCH = 64
+DTYPES = ("float32", "float16", "bfloat16")
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    samples: npt.NDArray[np.float32]
+    words: bool  # needs word times (packed, long, or asked for)
+
+
+def choose_attention(cuda: bool, requested: str = "auto") -> str:
+    """flash_attention_2 when flash-attn imports and CUDA is there, else sdpa, else eager."""
+    if requested != "auto":
+        return requested
+    if cuda and _flash_attn_available():
+        return "flash_attention_2"
+    if _sdpa_available():
+        return "sdpa"
+    return "eager"
+
+
+def _flash_attn_available() -> bool:
+    try:
+        import flash_attn  # noqa: F401
+    except Exception:  # ImportError, or a wheel built against another torch/CUDA
+        return False
+    return True
+
+
+def _sdpa_available() -> bool:
+    import torch
+
+    return hasattr(torch.nn.functional, "scaled_dot_product_attention")
+
+
+def choose_dtype(device: str, config: EngineConfig) -> str:
+    """float16 on CUDA, float32 on CPU; `compute_type` or the `dtype` option overrides."""
+    default = config.compute_type if config.compute_type != "auto" else ("float16" if device == "cuda" else "float32")
+    dtype = config.option("dtype", default)
+    if dtype not in DTYPES:
+        raise EngineError(f"dtype: the transformers engine takes {', '.join(DTYPES)}, got {dtype!r}")
+    if device == "cpu" and dtype == "float16":
+        raise EngineError("dtype: float16 needs CUDA; use float32 (or bfloat16) on CPU")
+    return dtype
+
+
+def auto_batch_size(free_bytes: int, window_bytes: int, cap: int = MAX_BATCH) -> int:
+    """Windows per batch that fit in 60% of free GPU memory (the rest absorbs fragmentation)."""
+    return max(1, min(cap, int(free_bytes * 0.6) // max(window_bytes, 1)))
+
+
+def window_bytes(d_model: int, decoder_layers: int, heads: int, dtype_bytes: int, beams: int, eager: bool) -> int:
+    """Rough cost of one 30 s window: cross-attention KV cache per beam, encoder activations, eager scores."""
+    frames = 1500
+    cross_kv = 2 * decoder_layers * frames * d_model * dtype_bytes * beams
+    encoder = 16 * frames * d_model * dtype_bytes
+    scores = heads * frames * frames * dtype_bytes if eager else 0
+    return cross_kv + encoder + scores
+
+
+class TransformersWhisper:
+    engine = "transformers"
+
+    def __init__(self, config: EngineConfig, model: str) -> None:
+        try:
+            import torch
+            from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
+        except ImportError as error:
+            raise EngineError(
+                "the transformers engine requires torch and transformers: pip install 'transcribe-all[whisper]'"
+            ) from error
+        self.config, self.model = config, model
+        cuda = torch.cuda.is_available()
+        if config.device == "cuda" and not cuda:
+            raise EngineError("device: cuda was asked for but torch sees no CUDA device; use --device cpu")
+        self.device = "cuda" if config.device in ("auto", "cuda") and cuda else "cpu"
+        self.dtype = choose_dtype(self.device, config)
+        self.attention = choose_attention(self.device == "cuda", config.option("attention", "auto"))
+        source, local = _source(model)
+        try:
+            self._processor = AutoProcessor.from_pretrained(source, local_files_only=local)
+            self._model = AutoModelForSpeechSeq2Seq.from_pretrained(
+                source, dtype=getattr(torch, self.dtype), attn_implementation=self.attention, local_files_only=local
+            ).to(self.device).eval()
+        except (OSError, ValueError, ImportError) as error:
+            raise EngineError(f"cannot load transformers Whisper model from {model}: {_first_line(error)}") from error
+        self._torch = torch
+        self._vocab = _vocabulary(self._processor.tokenizer, self._model.generation_config)
+        self.batch_size = config.batch_size or self._auto_batch_size()
+        log.info("transformers whisper %s on %s (%s, attention %s, batch %d)",
+                 model, self.device, self.dtype, self.attention, self.batch_size)
+
+    def settings(self) -> dict[str, str]:
+        return {"device": self.device, "dtype": self.dtype, "attention": self.attention,
+                "batch_size": str(self.batch_size), "beam_size": str(self.config.beam_size)}
+
+    def transcribe(self, clips: Sequence[Clip]) -> list[Transcript]:
+        windows: list[_Window] = []
+        packs = self._packs(clips)
+        packed = {index for members in packs for index in members}
+        for members in packs:
+            pack = build_pack([c.samples for c in clips], members, GAP_S)
+            windows.append(_Window(pack.samples, words=True))
+        plans: list[tuple[int, list[Span], int]] = []
+        for index, clip in enumerate(clips):
+            if index in packed:
+                continue
+            spans = plan_spans(clip.duration_s, WINDOW_S, OVERLAP_S)
+            plans.append((index, spans, len(windows)))
+            words = self.config.word_timestamps or len(spans) > 1
+            windows.extend(_Window(_cut(clip.samples, span), words) for span in spans)
+        decoded = self.decode_windows(windows)
+        return self._assemble(clips, packs, plans, decoded)
+
+    def _assemble(self, clips: Sequence[Clip], packs: list[list[int]], plans: list[tuple[int, list[Span], int]],
+                  decoded: list[Decoded]) -> list[Transcript]:
+        results: list[Transcript | None] = [None] * len(clips)
+        for window, members in enumerate(packs):
+            pack = build_pack([c.samples for c in clips], members, GAP_S)
+            for index, transcript in zip(members, split_pack(pack, decoded[window], GAP_S, self._language),
+                                         strict=True):
+                results[index] = transcript
+        for index, spans, first in plans:
+            if len(spans) == 1:
+                results[index] = _transcript(decoded[first], self._language, self.config.word_timestamps)
+            else:
+                results[index] = stitch(list(zip(spans, decoded[first : first + len(spans)], strict=True)),
+                                        self._language)
+        return [r for r in results if r is not None]
+
+    def decode_windows(self, windows: Sequence[_Window]) -> list[Decoded]:
+        """Every window decoded, in order: batched by need for word times, then by length."""
+        out: list[Decoded] = [[] for _ in windows]
+        for words in (False, True):
+            chosen = [i for i, w in enumerate(windows) if w.words == words]
+            for batch in batches([len(windows[i].samples) for i in chosen], self.batch_size):
+                rows = [chosen[b] for b in batch]
+                tokens, times = self.generate([windows[i].samples for i in rows], words)
+                for row, index in enumerate(rows):
+                    duration = len(windows[index].samples) / SAMPLE_RATE
+                    out[index] = parse_tokens(tokens[row], times[row] if times else None, self._vocab, duration)
+        return out
+
+    def generate(self, samples: Sequence[npt.NDArray[np.float32]], words: bool,
+                 timestamps: bool = True) -> tuple[list[list[int]], list[list[float]] | None]:
+        """Greedy (or beam) token ids for a batch of windows of at most 30 s, with token end times if `words`."""
+        inputs = self._processor(list(samples), sampling_rate=SAMPLE_RATE, return_tensors="pt",
+                                 return_attention_mask=True)
+        features = inputs.input_features.to(self.device, getattr(self._torch, self.dtype))
+        kwargs: dict[str, Any] = {"attention_mask": inputs.attention_mask.to(self.device),
+                                  "return_timestamps": timestamps, "num_beams": self.config.beam_size,
+                                  "do_sample": False, "return_token_timestamps": words}
+        if self._model.generation_config.is_multilingual:
+            kwargs.update(language=self.config.language, task="transcribe")
+        with self._torch.inference_mode(), self._attention_restored():
+            output = self._model.generate(features, **kwargs)
+        sequences = output["sequences"] if words else output
+        times = output["token_timestamps"].tolist() if words else None
+        return sequences.tolist(), times
+
+    @contextmanager
+    def _attention_restored(self) -> Iterator[None]:
+        config = self._model.config
+        chosen = config._attn_implementation
+        try:
+            yield
+        finally:
+            config._attn_implementation = chosen
+
+    @property
+    def _language(self) -> str | None:
+        return self.config.language or (None if self._model.generation_config.is_multilingual else "en")
+
+    def _packs(self, clips: Sequence[Clip]) -> list[list[int]]:
+        if not self.config.pack_short_clips:
+            return []
+        short = [i for i, c in enumerate(clips) if c.duration_s <= PACK_MAX_CLIP_S]
+        plans = plan_packs([clips[i].duration_s for i in short], PACK_WINDOW_S, GAP_S)
+        return [[short[m] for m in members] for members in plans if len(members) > 1]
+
+    def _auto_batch_size(self) -> int:
+        if self.device != "cuda":
+            return CPU_BATCH
+        cfg = self._model.config
+        free, _total = self._torch.cuda.mem_get_info()
+        per_window = window_bytes(cfg.d_model, cfg.decoder_layers, cfg.encoder_attention_heads,
+                                  self._model.dtype.itemsize, self.config.beam_size, self.attention == "eager")
+        return auto_batch_size(free, per_window)
+
+
+def _source(model: str) -> tuple[str, bool]:
+    """(what to load, local only?) A folder loads offline; a hub id only when named and not a path."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return str(path), True
+    if path.exists() or model.startswith((".", "/", "~")) or model.count("/") != 1:
+        raise EngineError(f"model: no transformers model folder at {model}; pass --model PATH or a hub id")
+    return model, False  # a hub id: transformers honours HF_HUB_OFFLINE itself
+
+
+def _vocabulary(tokenizer: Any, generation_config: Any) -> Vocabulary:
+    begin = generation_config.no_timestamps_token_id + 1
+    return Vocabulary(eot=generation_config.eos_token_id, timestamp_begin=begin,
+                      decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=False))
+
+
+def _cut(samples: npt.NDArray[np.float32], span: Span) -> npt.NDArray[np.float32]:
+    return samples[int(round(span.start * SAMPLE_RATE)) : int(round(span.end * SAMPLE_RATE))]
+
+
+def _transcript(decoded: Decoded, language: str | None, words: bool) -> Transcript:
+    return Transcript(
+        text=" ".join(s.text for s, _ in decoded if s.text).strip(),
+        segments=tuple(s for s, _ in decoded),
+        words=tuple(w for _, ws in decoded for w in ws) if words else (),
+        language=language,
+    )
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
