@@ -26,13 +26,13 @@ import numpy.typing as npt
 from tasks.engines.base import EngineConfig, EngineError
 from tasks.engines.packing import build_pack, plan_packs, split_pack
 from tasks.engines.whisper_tokens import Decoded, Vocabulary, parse_tokens
-from tasks.engines.windows import Span, batches, plan_spans, stitch
+from tasks.engines.windows import Span, batches, plan_spans, quietest, stitch
 from tasks.records import SAMPLE_RATE, Clip, Transcript
 
 log = logging.getLogger(__name__)
 
 WINDOW_S = 30.0
-OVERLAP_S = 6.0  # long files: a boundary word is judged 3 s from either window's edge
+OVERLAP_S = 4.0  # long files: a window hears at least this far past the end of what it owns
 PACK_WINDOW_S, GAP_S, PACK_MAX_CLIP_S = 28.0, 1.0, 20.0  # as in the CTranslate2 engine
 CPU_BATCH = 8  # on a few CPU cores batching barely helps; this bounds memory
 MAX_BATCH = 64
@@ -142,7 +142,7 @@ class TransformersWhisper:
         for index, clip in enumerate(clips):
             if index in packed:
                 continue
-            spans = plan_spans(clip.duration_s, WINDOW_S, OVERLAP_S)
+            spans = plan_spans(clip.duration_s, WINDOW_S, OVERLAP_S, quietest(clip.samples, SAMPLE_RATE))
             plans.append((index, spans, len(windows)))
             words = self.config.word_timestamps or len(spans) > 1
             windows.extend(_Window(_cut(clip.samples, span), words) for span in spans)
@@ -181,10 +181,8 @@ class TransformersWhisper:
     def generate(self, samples: Sequence[npt.NDArray[np.float32]], words: bool,
                  timestamps: bool = True) -> tuple[list[list[int]], list[list[float]] | None]:
         """Greedy (or beam) token ids for a batch of windows of at most 30 s, with token end times if `words`."""
-        inputs = self._processor(list(samples), sampling_rate=SAMPLE_RATE, return_tensors="pt",
-                                 return_attention_mask=True)
-        features = inputs.input_features.to(self.device, getattr(self._torch, self.dtype))
-        kwargs: dict[str, Any] = {"attention_mask": inputs.attention_mask.to(self.device),
+        features, mask = self.features(samples)
+        kwargs: dict[str, Any] = {"attention_mask": mask,
                                   "return_timestamps": timestamps, "num_beams": self.config.beam_size,
                                   "do_sample": False, "return_token_timestamps": words}
         if self._model.generation_config.is_multilingual:
@@ -194,6 +192,13 @@ class TransformersWhisper:
         sequences = output["sequences"] if words else output
         times = output["token_timestamps"].tolist() if words else None
         return sequences.tolist(), times
+
+    def features(self, samples: Sequence[npt.NDArray[np.float32]]) -> tuple[Any, Any]:
+        """Log-mel features padded to 30 s and their attention mask, on the model's device and dtype."""
+        inputs = self._processor(list(samples), sampling_rate=SAMPLE_RATE, return_tensors="pt",
+                                 return_attention_mask=True)
+        features = inputs.input_features.to(self.device, getattr(self._torch, self.dtype))
+        return features, inputs.attention_mask.to(self.device)
 
     @contextmanager
     def _attention_restored(self) -> Iterator[None]:
