@@ -86,9 +86,7 @@ def test_wer_no_worse_than_ctranslate2(engine, clips: list[Clip], pack: bool) ->
     ct2 = CTranslate2Whisper(replace(config, engine="ctranslate2"), str(bundled_whisper_ct2()))
     engine_wer = _wer([t.text for t in _with_config(engine, config).transcribe(clips)])
     ct2_wer = _wer([t.text for t in ct2.transcribe(clips)])
-    # Unpacked, faster-whisper's own log-mel frontend flips one word of 70 the other way (tokens are
-    # identical on identical features, see above); allow that one word and no more.
-    assert engine_wer <= ct2_wer + (0 if pack else 1 / 70 + 1e-9), (engine_wer, ct2_wer)
+    assert engine_wer <= ct2_wer, (engine_wer, ct2_wer)
     assert engine_wer < 0.4
 
 
@@ -113,40 +111,33 @@ def test_word_timestamps_cover_the_text_in_order(engine, clips: list[Clip]) -> N
 
 @pytest.mark.slow
 def test_long_file_is_stitched_without_lost_or_doubled_words(engine, clips: list[Clip]) -> None:  # type: ignore[no-untyped-def]
-    import jiwer
+    """Several minutes of the clips joined with silences: every utterance comes back once, in place.
 
+    Recognition itself varies with context (tiny.en on synthetic speech), so the check counts
+    words per utterance by time: a lost utterance has none, a doubled one twice as many.
+    """
     rng = np.random.default_rng(0)
     parts: list[np.ndarray] = []
-    order: list[int] = []
-    for _ in range(5):
+    utterances: list[tuple[float, float, int]] = []  # start, end, words in the reference
+    position = 0
+    for _ in range(4):
         for index in rng.permutation(len(clips)):
-            order.append(int(index))
-            parts += [clips[index].samples, np.zeros(int(rng.uniform(0.8, 2.5) * SAMPLE_RATE), np.float32)]
+            samples = clips[index].samples
+            gap = np.zeros(int(rng.uniform(0.8, 2.5) * SAMPLE_RATE), np.float32)
+            words = len(_references()[index][1].split())
+            utterances.append((position / SAMPLE_RATE, (position + samples.size) / SAMPLE_RATE, words))
+            parts += [samples, gap]
+            position += samples.size + gap.size
     audio = np.concatenate(parts)
-    assert audio.size / SAMPLE_RATE > 170  # several minutes: six windows or more
+    assert audio.size / SAMPLE_RATE > 130  # over two minutes: five windows
     (stitched,) = engine.transcribe([Clip("long", audio)])
-    truth = " ".join(_references()[i][1] for i in order)
-    norm = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip()])
-    chunked = jiwer.process_words(norm(truth), norm(stitched.text))
-    sequential = jiwer.process_words(norm(truth), norm(_sequential_long_form(engine, audio)))
-    assert chunked.wer <= sequential.wer + 0.01, (chunked.wer, sequential.wer)
-    # a lost or doubled utterance (8-14 words) would show up as a run of deletions or insertions
-    assert chunked.deletions <= sequential.deletions + 5 and chunked.insertions <= sequential.insertions + 5
-    starts = [s.start for s in stitched.segments]
-    assert starts == sorted(starts) and stitched.segments[-1].end <= audio.size / SAMPLE_RATE
-
-
-def _sequential_long_form(engine, audio: np.ndarray) -> str:  # type: ignore[no-untyped-def]
-    """transformers' own unchunked long-form decoding (seek by timestamps), the reference path."""
-    import torch
-
-    processor, model = engine._processor, engine._model
-    inputs = processor(audio, sampling_rate=SAMPLE_RATE, return_tensors="pt", truncation=False, padding="longest",
-                       return_attention_mask=True)
-    with torch.inference_mode():
-        tokens = model.generate(inputs.input_features, attention_mask=inputs.attention_mask, return_timestamps=True,
-                                condition_on_prev_tokens=False)
-    return str(processor.batch_decode(tokens, skip_special_tokens=True)[0])
+    heard = [(w.start + w.end) / 2 for w in stitched.words]
+    counts = [sum(start - 0.5 <= t <= end + 0.5 for t in heard) for start, end, _ in utterances]
+    expected = [words for _, _, words in utterances]
+    assert all(0.6 * n <= c <= 1.4 * n for c, n in zip(counts, expected, strict=True)), list(zip(counts, expected))
+    assert sum(counts) == len(heard)  # nothing placed in the silences between utterances
+    assert heard == sorted(heard) and stitched.segments[-1].end <= audio.size / SAMPLE_RATE
+    assert stitched.text == " ".join(s.text for s in stitched.segments)
 
 
 def _with_config(engine, config: EngineConfig):  # type: ignore[no-untyped-def]

@@ -194,11 +194,27 @@ class TransformersWhisper:
         return sequences.tolist(), times
 
     def features(self, samples: Sequence[npt.NDArray[np.float32]]) -> tuple[Any, Any]:
-        """Log-mel features padded to 30 s and their attention mask, on the model's device and dtype."""
-        inputs = self._processor(list(samples), sampling_rate=SAMPLE_RATE, return_tensors="pt",
-                                 return_attention_mask=True)
-        features = inputs.input_features.to(self.device, getattr(self._torch, self.dtype))
-        return features, inputs.attention_mask.to(self.device)
+        """Log-mel features of each window, padded to 30 s *after* the log-mel, and their attention mask.
+
+        openai/whisper and faster-whisper pad a short window with zeros in the normalised
+        log-mel domain; the transformers processor pads the audio (giving the log-mel of
+        silence). The model decodes some words differently on the two, so this follows
+        the original: same text as the CTranslate2 engine on the same audio.
+        """
+        extractor = self._processor.feature_extractor
+        batch = np.zeros((len(samples), extractor.feature_size, extractor.nb_max_frames), dtype=np.float32)
+        mask = np.zeros((len(samples), extractor.nb_max_frames), dtype=np.int64)
+        for row, audio in enumerate(samples):
+            audio = audio[: extractor.n_samples]
+            frames = len(audio) // extractor.hop_length
+            tail = np.zeros(extractor.n_fft, dtype=np.float32)  # the STFT of the last frames sees silence
+            mel = extractor(np.concatenate([audio, tail]), sampling_rate=SAMPLE_RATE, padding="longest",
+                            return_tensors="np").input_features[0]
+            batch[row, :, :frames] = mel[:, :frames]
+            mask[row, :frames] = 1
+        torch = self._torch
+        features = torch.from_numpy(batch).to(self.device, getattr(torch, self.dtype))
+        return features, torch.from_numpy(mask).to(self.device)
 
     @contextmanager
     def _attention_restored(self) -> Iterator[None]:
