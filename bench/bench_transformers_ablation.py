@@ -62,20 +62,41 @@ def main() -> int:
 def _parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--files", nargs="*", default=[str(ROOT / "examples" / "library")],
-                        help="audio files or folders (default: the committed examples)")
-    parser.add_argument("--references", default=str(ROOT / "examples" / "references.tsv"),
-                        help="TSV of source (relative to the examples library) and text, for WER")
+    parser.add_argument(
+        "--files",
+        nargs="*",
+        default=[str(ROOT / "examples" / "library")],
+        help="audio files or folders (default: the committed examples)",
+    )
+    parser.add_argument(
+        "--references",
+        default=str(ROOT / "examples" / "references.tsv"),
+        help="TSV of source (relative to the examples library) and text, for WER",
+    )
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--model", default=None, help="transformers Whisper folder (default: bundled tiny.en)")
+    parser.add_argument(
+        "--model", default=None, help="transformers Whisper folder (default: bundled tiny.en)"
+    )
     parser.add_argument("--out", default=None, help="also write the markdown table here")
     parser.add_argument("--row", type=int, default=None, help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
 def _in_subprocess(args: argparse.Namespace, index: int) -> dict[str, object]:
-    command = [sys.executable, __file__, "--row", str(index), "--device", args.device, "--repeat", str(args.repeat),
-               "--references", args.references, "--files", *args.files]
+    command = [
+        sys.executable,
+        __file__,
+        "--row",
+        str(index),
+        "--device",
+        args.device,
+        "--repeat",
+        str(args.repeat),
+        "--references",
+        args.references,
+        "--files",
+        *args.files,
+    ]
     if args.model:
         command += ["--model", args.model]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -88,7 +109,9 @@ def _run_row(args: argparse.Namespace) -> dict[str, object]:
     import torch
 
     _label, loader, dtype, attention, batching = ROWS[args.row]
-    device = "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
+    device = (
+        "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
+    )
     if device == "cpu" and dtype == "float16":
         return {"na": "fp16 needs CUDA"}
     sources, clips = _load_clips(args.files)
@@ -107,8 +130,13 @@ def _run_row(args: argparse.Namespace) -> dict[str, object]:
         seconds.append(time.perf_counter() - start)
     audio_s = sum(len(c) for c in clips) / 16_000
     peak = torch.cuda.max_memory_allocated() if device == "cuda" else _rss_peak_bytes()
-    return {"rtfx": audio_s / statistics.median(seconds), "peak_mib": peak / 2**20,
-            "wer": _wer(args.references, sources, texts), "audio_s": audio_s, "device": device}
+    return {
+        "rtfx": audio_s / statistics.median(seconds),
+        "peak_mib": peak / 2**20,
+        "wer": _wer(args.references, sources, texts),
+        "audio_s": audio_s,
+        "device": device,
+    }
 
 
 def _make_runner(loader: str, model: str, device: str, dtype: str, attention: str, batching: str):  # type: ignore[no-untyped-def]
@@ -121,14 +149,21 @@ def _make_runner(loader: str, model: str, device: str, dtype: str, attention: st
     if loader == "pipeline":
         from transformers import pipeline
 
-        pipe = pipeline("automatic-speech-recognition", model=model, dtype=torch_dtype, device=device,
-                        model_kwargs={"attn_implementation": attention})
+        pipe = pipeline(
+            "automatic-speech-recognition",
+            model=model,
+            dtype=torch_dtype,
+            device=device,
+            model_kwargs={"attn_implementation": attention},
+        )
         return lambda clips: [pipe(c.copy(), batch_size=1, return_timestamps=True)["text"] for c in clips]
     if loader == "direct":
         from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
 
         processor = AutoProcessor.from_pretrained(model)
-        whisper = AutoModelForSpeechSeq2Seq.from_pretrained(model, dtype=torch_dtype, attn_implementation=attention)
+        whisper = AutoModelForSpeechSeq2Seq.from_pretrained(
+            model, dtype=torch_dtype, attn_implementation=attention
+        )
         whisper = whisper.to(device).eval()
 
         def one_by_one(clips):  # type: ignore[no-untyped-def]
@@ -145,8 +180,12 @@ def _make_runner(loader: str, model: str, device: str, dtype: str, attention: st
     from tasks.engines.transformers_whisper import TransformersWhisper
     from tasks.records import Clip
 
-    config = EngineConfig(engine="transformers", device=device, pack_short_clips=batching == "pack",
-                          extra=(("attention", attention), ("dtype", str(torch_dtype).split(".")[-1])))
+    config = EngineConfig(
+        engine="transformers",
+        device=device,
+        pack_short_clips=batching == "pack",
+        extra=(("attention", attention), ("dtype", str(torch_dtype).split(".")[-1])),
+    )
     engine = TransformersWhisper(config, model)
     return lambda clips: [t.text for t in engine.transcribe([Clip(str(i), c) for i, c in enumerate(clips)])]
 
@@ -177,7 +216,9 @@ def _wer(references: str, sources: list[str], texts: list[str]) -> float | None:
     pairs = [(truth[s], t) for s, t in zip(sources, texts, strict=True) if s in truth]
     if not pairs:
         return None
-    norm = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip()])
+    norm = jiwer.Compose(
+        [jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip()]
+    )
     return float(jiwer.wer([norm(r) for r, _ in pairs], [norm(h) for _, h in pairs]))
 
 
@@ -196,12 +237,14 @@ def _table(args: argparse.Namespace, rows: list[tuple[str, dict[str, object]]]) 
     import torch
 
     device = next((str(r["device"]) for _, r in rows if "device" in r), args.device)
-    machine = torch.cuda.get_device_name(0) if device == "cuda" else f"{platform.processor() or platform.machine()}"
+    machine = (
+        torch.cuda.get_device_name(0) if device == "cuda" else f"{platform.processor() or platform.machine()}"
+    )
     audio_s = next((float(r["audio_s"]) for _, r in rows if "audio_s" in r), 0.0)  # type: ignore[arg-type]
     lines = [
-        f"Ablation, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, device {device} ({machine}, "
+        (f"Ablation, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, device {device} ({machine}, "
         f"{torch.get_num_threads()} torch threads), torch {torch.__version__}, {platform.python_version()}; "
-        f"{audio_s:.1f} s of audio, median of {args.repeat} runs after a warm-up.",
+        f"{audio_s:.1f} s of audio, median of {args.repeat} runs after a warm-up."),
         "",
         "| row | RTFx | peak memory (MiB) | WER |",
         "| --- | ---: | ---: | ---: |",
@@ -214,7 +257,9 @@ def _table(args: argparse.Namespace, rows: list[tuple[str, dict[str, object]]]) 
             lines.append(f"| {label} | {note} | n/a | n/a |")
         else:
             wer = "n/a" if result["wer"] is None else f"{float(result['wer']):.3f}"  # type: ignore[arg-type]
-            lines.append(f"| {label} | {float(result['rtfx']):.2f} | {float(result['peak_mib']):.0f} | {wer} |")  # type: ignore[arg-type]
+            lines.append(
+                f"| {label} | {float(result['rtfx']):.2f} | {float(result['peak_mib']):.0f} | {wer} |"
+            )  # type: ignore[arg-type]
     return "\n".join(lines)
 
 

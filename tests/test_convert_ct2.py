@@ -98,7 +98,9 @@ def _fake_settings(monkeypatch: pytest.MonkeyPatch, cache: Path) -> None:
     monkeypatch.setattr(settings, "worker_settings", lambda: settings.WorkerSettings(cache_dir=cache))
 
 
-def test_bundled_model_is_converted_once_under_concurrency(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bundled_model_is_converted_once_under_concurrency(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls: list[Path] = []
 
     def slow_convert(src: Path, dest: Path) -> Path:
@@ -112,7 +114,9 @@ def test_bundled_model_is_converted_once_under_concurrency(tmp_path: Path, monke
     _fake_settings(monkeypatch, tmp_path)
     monkeypatch.setattr(convert_ct2, "convert_ct2_whisper", slow_convert)
     found: list[Path] = []
-    threads = [threading.Thread(target=lambda: found.append(models.bundled_whisper_transformers())) for _ in range(4)]
+    threads = [
+        threading.Thread(target=lambda: found.append(models.bundled_whisper_transformers())) for _ in range(4)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -8,6 +8,7 @@ and the decoding rules; WER is checked end to end, each engine with its own fron
 from __future__ import annotations
 
 import csv
+import itertools
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -47,7 +48,9 @@ def engine():  # type: ignore[no-untyped-def]
 def _wer(texts: list[str]) -> float:
     import jiwer
 
-    norm = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip()])
+    norm = jiwer.Compose(
+        [jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip()]
+    )
     return float(jiwer.wer([norm(text) for _, text in _references()], [norm(t) for t in texts]))
 
 
@@ -69,7 +72,11 @@ def test_greedy_token_ids_identical_to_ctranslate2(engine, clips: list[Clip], ti
     prompt = [50257] if timestamps else [50257, 50362]
     results = reference.generate(
         ctranslate2.StorageView.from_array(np.ascontiguousarray(features.cpu().numpy())),
-        [prompt] * len(clips), beam_size=1, suppress_blank=True, max_length=448, max_initial_timestamp_index=50,
+        [prompt] * len(clips),
+        beam_size=1,
+        suppress_blank=True,
+        max_length=448,
+        max_initial_timestamp_index=50,
     )
     theirs = [result.sequences_ids[0] for result in results]
     assert [[t for t in row if t != 50256] for row in ours] == theirs  # 50256: end of text / batch padding
@@ -105,7 +112,7 @@ def test_word_timestamps_cover_the_text_in_order(engine, clips: list[Clip]) -> N
     words = transcript.words
     assert "".join(w.word for w in words).strip() == transcript.text
     assert all(0 <= w.start <= w.end <= clips[0].duration_s for w in words)
-    assert all(a.start <= b.start for a, b in zip(words, words[1:], strict=False))
+    assert all(a.start <= b.start for a, b in itertools.pairwise(words))
     assert 0.3 < words[-1].end - words[0].start <= clips[0].duration_s
 
 
@@ -134,7 +141,9 @@ def test_long_file_is_stitched_without_lost_or_doubled_words(engine, clips: list
     heard = [(w.start + w.end) / 2 for w in stitched.words]
     counts = [sum(start - 0.5 <= t <= end + 0.5 for t in heard) for start, end, _ in utterances]
     expected = [words for _, _, words in utterances]
-    assert all(0.6 * n <= c <= 1.4 * n for c, n in zip(counts, expected, strict=True)), list(zip(counts, expected))
+    assert all(0.6 * n <= c <= 1.4 * n for c, n in zip(counts, expected, strict=True)), list(
+        zip(counts, expected, strict=False)
+    )
     assert sum(counts) == len(heard)  # nothing placed in the silences between utterances
     assert heard == sorted(heard) and stitched.segments[-1].end <= audio.size / SAMPLE_RATE
     assert stitched.text == " ".join(s.text for s in stitched.segments)
@@ -200,7 +209,9 @@ def test_batch_size_from_free_memory() -> None:
     assert auto_batch_size(free_bytes=10**6, window_bytes=large_v3) == 1
 
 
-def test_registry_defaults_to_the_converted_bundled_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_registry_defaults_to_the_converted_bundled_model(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from tasks.engines import resolve_model
     from transcribe_all import models
 
@@ -217,7 +228,7 @@ def test_spans_cover_the_file_and_cut_at_quiet_moments() -> None:
     spans = plan_spans(100, 30, 4, quietest(audio, SAMPLE_RATE))
     assert abs(spans[1].start - 21.0) < 0.3
     assert spans[0].own_from == 0 and spans[-1].own_to == float("inf") and spans[-1].end == 100
-    for before, after in zip(spans, spans[1:], strict=False):
+    for before, after in itertools.pairwise(spans):
         assert before.own_to == after.own_from == after.start  # owned spans tile the file
         assert before.end >= after.start + 4  # and each window hears past what it owns
     assert all(span.end - span.start <= 30 for span in spans)
@@ -250,17 +261,23 @@ def test_tokens_become_segments_and_follow_a_reseek() -> None:
     tokens = [200, 1, 2, 3, 300, 300, 1, 350, 200, 4, 250, 100]
     times = [0.0, 0.5, 1.0, 1.2, 2.0, 2.0, 2.6, 3.0, 0.0, 0.4, 1.0, 1.0]
     decoded = parse_tokens(tokens, times, _vocab(), duration=30.0)
-    assert [s for s, _ in decoded] == [Segment(0.0, 2.0, "hello world."), Segment(2.0, 3.0, "hello"),
-                                       Segment(3.0, 4.0, "again")]
+    assert [s for s, _ in decoded] == [
+        Segment(0.0, 2.0, "hello world."),
+        Segment(2.0, 3.0, "hello"),
+        Segment(3.0, 4.0, "again"),
+    ]
     words = [w for _, ws in decoded for w in ws]
     assert [(w.word, w.start, w.end) for w in words] == [
-        (" hello", 0.0, 0.5), (" world.", 0.5, 1.2), (" hello", 2.0, 2.6), (" again", 3.0, 3.4)
+        (" hello", 0.0, 0.5),
+        (" world.", 0.5, 1.2),
+        (" hello", 2.0, 2.6),
+        (" again", 3.0, 3.4),
     ]
 
 
 def test_word_stretched_over_silence_is_clamped() -> None:
     tokens = [200, 1, 2, 4, 260]  # " hello" aligned from 0.0 though spoken at 4.6
     times = [0.0, 5.0, 5.4, 5.8, 6.0]
-    (segment, words), = parse_tokens(tokens, times, _vocab(), duration=30.0)
+    ((segment, words),) = parse_tokens(tokens, times, _vocab(), duration=30.0)
     assert words[0].end == 5.0 and words[0].start == pytest.approx(4.2)  # twice the 0.4 s median
     assert segment.text == "hello world again"

@@ -27,7 +27,13 @@ from transcribe_all.ct2_names import hf_state_dict
 
 Array = npt.NDArray[np.float32]
 CT2_FILES = ("model.bin", "config.json", "vocabulary.txt", "tokenizer.json")
-HF_FILES = ("config.json", "generation_config.json", "model.safetensors", "preprocessor_config.json", "tokenizer.json")
+HF_FILES = (
+    "config.json",
+    "generation_config.json",
+    "model.safetensors",
+    "preprocessor_config.json",
+    "tokenizer.json",
+)
 _DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}  # 5 (bf16) handled apart
 
 
@@ -79,8 +85,11 @@ def _write_model(src: Path, out: Path) -> None:
     from safetensors.numpy import save_file
 
     state = hf_state_dict(tensors)
-    save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, str(out / "model.safetensors"),
-              metadata={"format": "pt"})
+    save_file(
+        {k: np.ascontiguousarray(v) for k, v in state.items()},
+        str(out / "model.safetensors"),
+        metadata={"format": "pt"},
+    )
     (out / "model.safetensors").chmod(0o644)
     _write_configs(out, tensors, scalars, ids, ct2_config, vocabulary)
     _write_tokenizer(src, out, vocabulary, ids)
@@ -136,8 +145,16 @@ def _string(handle: BinaryIO) -> str:
 
 def _token_ids(vocabulary: list[str]) -> dict[str, int]:
     index = {token: i for i, token in enumerate(vocabulary)}
-    names = ("endoftext", "startoftranscript", "translate", "transcribe", "startoflm", "startofprev",
-             "nocaptions", "notimestamps")
+    names = (
+        "endoftext",
+        "startoftranscript",
+        "translate",
+        "transcribe",
+        "startoflm",
+        "startofprev",
+        "nocaptions",
+        "notimestamps",
+    )
     try:
         return {name: index[f"<|{name}|>"] for name in names}
     except KeyError as error:
@@ -149,8 +166,14 @@ def _layers(tensors: dict[str, Array], side: str) -> int:
     return max(found) + 1
 
 
-def _write_configs(out: Path, tensors: dict[str, Array], scalars: dict[str, int], ids: dict[str, int],
-                   ct2: dict[str, list[int]], vocabulary: list[str]) -> None:
+def _write_configs(
+    out: Path,
+    tensors: dict[str, Array],
+    scalars: dict[str, int],
+    ids: dict[str, int],
+    ct2: dict[str, list[int]],
+    vocabulary: list[str],
+) -> None:
     from transformers import GenerationConfig, WhisperConfig, WhisperFeatureExtractor
 
     vocab_size = len(vocabulary)
@@ -158,22 +181,33 @@ def _write_configs(out: Path, tensors: dict[str, Array], scalars: dict[str, int]
     multilingual = vocab_size >= 51865  # the rule openai/whisper uses
     eot, sot = ids["endoftext"], ids["startoftranscript"]
     # suppress lists live in the generation config only: in both, generate() warns on every call
-    common = dict(decoder_start_token_id=sot, eos_token_id=eot, pad_token_id=eot, bos_token_id=eot)
+    common = {"decoder_start_token_id": sot, "eos_token_id": eot, "pad_token_id": eot, "bos_token_id": eot}
     WhisperConfig(
-        vocab_size=vocab_size, num_mel_bins=int(n_mels), d_model=int(d_model),
-        encoder_layers=_layers(tensors, "encoder"), decoder_layers=_layers(tensors, "decoder"),
-        encoder_attention_heads=scalars["encoder/num_heads"], decoder_attention_heads=scalars["decoder/num_heads"],
+        vocab_size=vocab_size,
+        num_mel_bins=int(n_mels),
+        d_model=int(d_model),
+        encoder_layers=_layers(tensors, "encoder"),
+        decoder_layers=_layers(tensors, "decoder"),
+        encoder_attention_heads=scalars["encoder/num_heads"],
+        decoder_attention_heads=scalars["decoder/num_heads"],
         encoder_ffn_dim=int(tensors["encoder/layer_0/ffn/linear_0/weight"].shape[0]),
         decoder_ffn_dim=int(tensors["decoder/layer_0/ffn/linear_0/weight"].shape[0]),
         max_source_positions=int(tensors["encoder/position_encodings/encodings"].shape[0]),
         max_target_positions=int(tensors["decoder/position_encodings/encodings"].shape[0]),
-        tie_word_embeddings=True, begin_suppress_tokens=None, **common,
+        tie_word_embeddings=True,
+        begin_suppress_tokens=None,
+        **common,
     ).save_pretrained(out)
     generation = GenerationConfig(
-        **common, max_length=int(tensors["decoder/position_encodings/encodings"].shape[0]),
-        no_timestamps_token_id=ids["notimestamps"], prev_sot_token_id=ids["startofprev"],
-        is_multilingual=multilingual, alignment_heads=ct2["alignment_heads"], max_initial_timestamp_index=50,
-        return_timestamps=False, begin_suppress_tokens=ct2["suppress_ids_begin"],
+        **common,
+        max_length=int(tensors["decoder/position_encodings/encodings"].shape[0]),
+        no_timestamps_token_id=ids["notimestamps"],
+        prev_sot_token_id=ids["startofprev"],
+        is_multilingual=multilingual,
+        alignment_heads=ct2["alignment_heads"],
+        max_initial_timestamp_index=50,
+        return_timestamps=False,
+        begin_suppress_tokens=ct2["suppress_ids_begin"],
         suppress_tokens=ct2["suppress_ids"],
     )
     if multilingual:
@@ -181,8 +215,9 @@ def _write_configs(out: Path, tensors: dict[str, Array], scalars: dict[str, int]
         languages = range(ids["startoftranscript"] + 1, ids["translate"])
         generation.lang_to_id = {vocabulary[i]: i for i in languages}
     generation.save_pretrained(out)
-    WhisperFeatureExtractor(feature_size=int(n_mels), sampling_rate=16_000, hop_length=160, chunk_length=30,
-                            n_fft=400).save_pretrained(out)
+    WhisperFeatureExtractor(
+        feature_size=int(n_mels), sampling_rate=16_000, hop_length=160, chunk_length=30, n_fft=400
+    ).save_pretrained(out)
 
 
 def _write_tokenizer(src: Path, out: Path, vocabulary: list[str], ids: dict[str, int]) -> None:
@@ -196,15 +231,30 @@ def _write_tokenizer(src: Path, out: Path, vocabulary: list[str], ids: dict[str,
     data = json.loads((src / "tokenizer.json").read_text(encoding="utf-8"))
     first, last_special = ids["endoftext"], ids["notimestamps"]
     data["added_tokens"] = [
-        {"id": i, "content": vocabulary[i], "single_word": False, "lstrip": False, "rstrip": False,
-         "normalized": False, "special": i <= last_special}
+        {
+            "id": i,
+            "content": vocabulary[i],
+            "single_word": False,
+            "lstrip": False,
+            "rstrip": False,
+            "normalized": False,
+            "special": i <= last_special,
+        }
         for i in range(first, len(vocabulary))
     ]
     (out / "tokenizer.json").write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     eot = vocabulary[first]
     specials = [vocabulary[i] for i in range(first + 1, last_special + 1)]
-    tokenizer_config = {"tokenizer_class": "WhisperTokenizer", "bos_token": eot, "eos_token": eot,
-                        "unk_token": eot, "pad_token": eot, "extra_special_tokens": specials,
-                        "model_max_length": 1024, "errors": "replace", "add_prefix_space": False}
+    tokenizer_config = {
+        "tokenizer_class": "WhisperTokenizer",
+        "bos_token": eot,
+        "eos_token": eot,
+        "unk_token": eot,
+        "pad_token": eot,
+        "extra_special_tokens": specials,
+        "model_max_length": 1024,
+        "errors": "replace",
+        "add_prefix_space": False,
+    }
     (out / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2), encoding="utf-8")
     WhisperProcessor.from_pretrained(str(out)).save_pretrained(str(out))

@@ -24,7 +24,11 @@ def hf_state_dict(tensors: dict[str, Array]) -> dict[str, Array]:
     for name, value in tensors.items():
         for key, tensor in _map(name, value):
             state[key] = tensor
-    expected = {"model.encoder.conv1.weight", "model.decoder.embed_tokens.weight", "model.encoder.layer_norm.weight"}
+    expected = {
+        "model.encoder.conv1.weight",
+        "model.decoder.embed_tokens.weight",
+        "model.encoder.layer_norm.weight",
+    }
     if not expected <= state.keys():
         raise ValueError(f"not a Whisper model: missing {sorted(expected - state.keys())}")
     return state

@@ -44,5 +44,7 @@ def bundled_whisper_transformers() -> Path:
         if is_complete(dest):
             return dest
         if dest.exists():
-            raise RuntimeError(f"{dest}: an incomplete converted model is in the way; delete that folder and retry")
+            raise RuntimeError(
+                f"{dest}: an incomplete converted model is in the way; delete that folder and retry"
+            )
         return convert_ct2_whisper(bundled_whisper_ct2(), dest)

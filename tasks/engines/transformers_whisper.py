@@ -59,7 +59,7 @@ def choose_attention(cuda: bool, requested: str = "auto") -> str:
 def _flash_attn_available() -> bool:
     try:
         import flash_attn  # noqa: F401
-    except Exception:  # ImportError, or a wheel built against another torch/CUDA
+    except (ImportError, OSError, RuntimeError):  # absent, or built against another torch/CUDA
         return False
     return True
 
@@ -72,7 +72,11 @@ def _sdpa_available() -> bool:
 
 def choose_dtype(device: str, config: EngineConfig) -> str:
     """float16 on CUDA, float32 on CPU; `compute_type` or the `dtype` option overrides."""
-    default = config.compute_type if config.compute_type != "auto" else ("float16" if device == "cuda" else "float32")
+    default = (
+        config.compute_type
+        if config.compute_type != "auto"
+        else ("float16" if device == "cuda" else "float32")
+    )
     dtype = config.option("dtype", default)
     if dtype not in DTYPES:
         raise EngineError(f"dtype: the transformers engine takes {', '.join(DTYPES)}, got {dtype!r}")
@@ -86,7 +90,9 @@ def auto_batch_size(free_bytes: int, window_bytes: int, cap: int = MAX_BATCH) ->
     return max(1, min(cap, int(free_bytes * 0.6) // max(window_bytes, 1)))
 
 
-def window_bytes(d_model: int, decoder_layers: int, heads: int, dtype_bytes: int, beams: int, eager: bool) -> int:
+def window_bytes(
+    d_model: int, decoder_layers: int, heads: int, dtype_bytes: int, beams: int, eager: bool
+) -> int:
     """Rough cost of one 30 s window: cross-attention KV cache per beam, encoder activations, eager scores."""
     frames = 1500
     cross_kv = 2 * decoder_layers * frames * d_model * dtype_bytes * beams
@@ -116,20 +122,40 @@ class TransformersWhisper:
         source, local = _source(model)
         try:
             self._processor = AutoProcessor.from_pretrained(source, local_files_only=local)
-            self._model = AutoModelForSpeechSeq2Seq.from_pretrained(
-                source, dtype=getattr(torch, self.dtype), attn_implementation=self.attention, local_files_only=local
-            ).to(self.device).eval()
+            self._model = (
+                AutoModelForSpeechSeq2Seq.from_pretrained(
+                    source,
+                    dtype=getattr(torch, self.dtype),
+                    attn_implementation=self.attention,
+                    local_files_only=local,
+                )
+                .to(self.device)
+                .eval()
+            )
         except (OSError, ValueError, ImportError) as error:
-            raise EngineError(f"cannot load transformers Whisper model from {model}: {_first_line(error)}") from error
+            raise EngineError(
+                f"cannot load transformers Whisper model from {model}: {_first_line(error)}"
+            ) from error
         self._torch = torch
         self._vocab = _vocabulary(self._processor.tokenizer, self._model.generation_config)
         self.batch_size = config.batch_size or self._auto_batch_size()
-        log.info("transformers whisper %s on %s (%s, attention %s, batch %d)",
-                 model, self.device, self.dtype, self.attention, self.batch_size)
+        log.info(
+            "transformers whisper %s on %s (%s, attention %s, batch %d)",
+            model,
+            self.device,
+            self.dtype,
+            self.attention,
+            self.batch_size,
+        )
 
     def settings(self) -> dict[str, str]:
-        return {"device": self.device, "dtype": self.dtype, "attention": self.attention,
-                "batch_size": str(self.batch_size), "beam_size": str(self.config.beam_size)}
+        return {
+            "device": self.device,
+            "dtype": self.dtype,
+            "attention": self.attention,
+            "batch_size": str(self.batch_size),
+            "beam_size": str(self.config.beam_size),
+        }
 
     def transcribe(self, clips: Sequence[Clip]) -> list[Transcript]:
         windows: list[_Window] = []
@@ -149,20 +175,27 @@ class TransformersWhisper:
         decoded = self.decode_windows(windows)
         return self._assemble(clips, packs, plans, decoded)
 
-    def _assemble(self, clips: Sequence[Clip], packs: list[list[int]], plans: list[tuple[int, list[Span], int]],
-                  decoded: list[Decoded]) -> list[Transcript]:
+    def _assemble(
+        self,
+        clips: Sequence[Clip],
+        packs: list[list[int]],
+        plans: list[tuple[int, list[Span], int]],
+        decoded: list[Decoded],
+    ) -> list[Transcript]:
         results: list[Transcript | None] = [None] * len(clips)
         for window, members in enumerate(packs):
             pack = build_pack([c.samples for c in clips], members, GAP_S)
-            for index, transcript in zip(members, split_pack(pack, decoded[window], GAP_S, self._language),
-                                         strict=True):
+            for index, transcript in zip(
+                members, split_pack(pack, decoded[window], GAP_S, self._language), strict=True
+            ):
                 results[index] = transcript
         for index, spans, first in plans:
             if len(spans) == 1:
                 results[index] = _transcript(decoded[first], self._language, self.config.word_timestamps)
             else:
-                results[index] = stitch(list(zip(spans, decoded[first : first + len(spans)], strict=True)),
-                                        self._language)
+                results[index] = stitch(
+                    list(zip(spans, decoded[first : first + len(spans)], strict=True)), self._language
+                )
         return [r for r in results if r is not None]
 
     def decode_windows(self, windows: Sequence[_Window]) -> list[Decoded]:
@@ -175,16 +208,23 @@ class TransformersWhisper:
                 tokens, times = self.generate([windows[i].samples for i in rows], words)
                 for row, index in enumerate(rows):
                     duration = len(windows[index].samples) / SAMPLE_RATE
-                    out[index] = parse_tokens(tokens[row], times[row] if times else None, self._vocab, duration)
+                    out[index] = parse_tokens(
+                        tokens[row], times[row] if times else None, self._vocab, duration
+                    )
         return out
 
-    def generate(self, samples: Sequence[npt.NDArray[np.float32]], words: bool,
-                 timestamps: bool = True) -> tuple[list[list[int]], list[list[float]] | None]:
+    def generate(
+        self, samples: Sequence[npt.NDArray[np.float32]], words: bool, timestamps: bool = True
+    ) -> tuple[list[list[int]], list[list[float]] | None]:
         """Greedy (or beam) token ids for a batch of windows of at most 30 s, with token end times if `words`."""
         features, mask = self.features(samples)
-        kwargs: dict[str, Any] = {"attention_mask": mask,
-                                  "return_timestamps": timestamps, "num_beams": self.config.beam_size,
-                                  "do_sample": False, "return_token_timestamps": words}
+        kwargs: dict[str, Any] = {
+            "attention_mask": mask,
+            "return_timestamps": timestamps,
+            "num_beams": self.config.beam_size,
+            "do_sample": False,
+            "return_token_timestamps": words,
+        }
         if self._model.generation_config.is_multilingual:
             kwargs.update(language=self.config.language, task="transcribe")
         with self._torch.inference_mode(), self._attention_restored():
@@ -208,8 +248,12 @@ class TransformersWhisper:
             audio = audio[: extractor.n_samples]
             frames = len(audio) // extractor.hop_length
             tail = np.zeros(extractor.n_fft, dtype=np.float32)  # the STFT of the last frames sees silence
-            mel = extractor(np.concatenate([audio, tail]), sampling_rate=SAMPLE_RATE, padding="longest",
-                            return_tensors="np").input_features[0]
+            mel = extractor(
+                np.concatenate([audio, tail]),
+                sampling_rate=SAMPLE_RATE,
+                padding="longest",
+                return_tensors="np",
+            ).input_features[0]
             batch[row, :, :frames] = mel[:, :frames]
             mask[row, :frames] = 1
         torch = self._torch
@@ -241,8 +285,14 @@ class TransformersWhisper:
             return CPU_BATCH
         cfg = self._model.config
         free, _total = self._torch.cuda.mem_get_info()
-        per_window = window_bytes(cfg.d_model, cfg.decoder_layers, cfg.encoder_attention_heads,
-                                  self._model.dtype.itemsize, self.config.beam_size, self.attention == "eager")
+        per_window = window_bytes(
+            cfg.d_model,
+            cfg.decoder_layers,
+            cfg.encoder_attention_heads,
+            self._model.dtype.itemsize,
+            self.config.beam_size,
+            self.attention == "eager",
+        )
         return auto_batch_size(free, per_window)
 
 
@@ -258,12 +308,15 @@ def _source(model: str) -> tuple[str, bool]:
 
 def _vocabulary(tokenizer: Any, generation_config: Any) -> Vocabulary:
     begin = generation_config.no_timestamps_token_id + 1
-    return Vocabulary(eot=generation_config.eos_token_id, timestamp_begin=begin,
-                      decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=False))
+    return Vocabulary(
+        eot=generation_config.eos_token_id,
+        timestamp_begin=begin,
+        decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=False),
+    )
 
 
 def _cut(samples: npt.NDArray[np.float32], span: Span) -> npt.NDArray[np.float32]:
-    return samples[int(round(span.start * SAMPLE_RATE)) : int(round(span.end * SAMPLE_RATE))]
+    return samples[round(span.start * SAMPLE_RATE) : round(span.end * SAMPLE_RATE)]
 
 
 def _transcript(decoded: Decoded, language: str | None, words: bool) -> Transcript:

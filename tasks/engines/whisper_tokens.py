@@ -29,7 +29,9 @@ class Vocabulary:
     decode: Callable[[list[int]], str]
 
 
-def parse_tokens(tokens: Sequence[int], times: Sequence[float] | None, vocab: Vocabulary, duration: float) -> Decoded:
+def parse_tokens(
+    tokens: Sequence[int], times: Sequence[float] | None, vocab: Vocabulary, duration: float
+) -> Decoded:
     """Segments (and words when `times` is given) from one window's generated tokens."""
     offsets = _seek_offsets(tokens, vocab)
     if times is not None:
@@ -46,7 +48,9 @@ def parse_tokens(tokens: Sequence[int], times: Sequence[float] | None, vocab: Vo
         elif token >= vocab.timestamp_begin:
             stamp = min(offsets[position] + (token - vocab.timestamp_begin) * TIME_PRECISION, duration)
             if text:
-                decoded.append(_segment(tokens, text, times, vocab, start if start is not None else last, stamp))
+                decoded.append(
+                    _segment(tokens, text, times, vocab, start if start is not None else last, stamp)
+                )
                 text, start = [], None
             else:
                 start = stamp
@@ -78,9 +82,16 @@ def _seek_offsets(tokens: Sequence[int], vocab: Vocabulary) -> list[float]:
 
 
 def _segment(
-    tokens: Sequence[int], text: list[int], times: Sequence[float] | None, vocab: Vocabulary, start: float, end: float
+    tokens: Sequence[int],
+    text: list[int],
+    times: Sequence[float] | None,
+    vocab: Vocabulary,
+    start: float,
+    end: float,
 ) -> tuple[Segment, tuple[Word, ...]]:
-    segment = Segment(round(start, 3), round(max(end, start), 3), vocab.decode([tokens[p] for p in text]).strip())
+    segment = Segment(
+        round(start, 3), round(max(end, start), 3), vocab.decode([tokens[p] for p in text]).strip()
+    )
     if times is None:
         return segment, ()
     return segment, tuple(_words(tokens, text, times, vocab))

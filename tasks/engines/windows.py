@@ -68,9 +68,13 @@ def quietest(samples: npt.NDArray[np.float32], sample_rate: int) -> Callable[[fl
             return hi
         region = smooth[first : last + 1]
         quiet_frames = np.flatnonzero(region <= region.min() * (1 + 1e-6) + 1e-12)
-        run_end = next((i for i in range(1, len(quiet_frames)) if quiet_frames[i] != quiet_frames[i - 1] + 1),
-                       len(quiet_frames))
-        return float(first + (quiet_frames[0] + quiet_frames[run_end - 1]) // 2) / 100  # middle of the silence
+        run_end = next(
+            (i for i in range(1, len(quiet_frames)) if quiet_frames[i] != quiet_frames[i - 1] + 1),
+            len(quiet_frames),
+        )
+        return (
+            float(first + (quiet_frames[0] + quiet_frames[run_end - 1]) // 2) / 100
+        )  # middle of the silence
 
     return quiet
 
@@ -83,13 +87,19 @@ def batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def stitch(pieces: Sequence[tuple[Span, Sequence[tuple[Segment, Sequence[Word]]]]], language: str | None) -> Transcript:
+def stitch(
+    pieces: Sequence[tuple[Span, Sequence[tuple[Segment, Sequence[Word]]]]], language: str | None
+) -> Transcript:
     """One transcript from overlapping windows; piece times are on the window's clock."""
     segments: list[Segment] = []
     words: list[Word] = []
     for span, decoded in pieces:
         for _segment, seg_words in decoded:
-            kept = [_shift(w, span.start) for w in seg_words if span.own_from <= span.start + _mid(w) < span.own_to]
+            kept = [
+                _shift(w, span.start)
+                for w in seg_words
+                if span.own_from <= span.start + _mid(w) < span.own_to
+            ]
             if kept:
                 segments.append(Segment(kept[0].start, kept[-1].end, "".join(w.word for w in kept).strip()))
                 words.extend(kept)
