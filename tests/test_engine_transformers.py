@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import itertools
 import sys
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -91,7 +92,8 @@ def test_wer_no_worse_than_ctranslate2(engine, clips: list[Clip], pack: bool) ->
 
     config = replace(CONFIG, pack_short_clips=pack)
     ct2 = CTranslate2Whisper(replace(config, engine="ctranslate2"), str(bundled_whisper_ct2()))
-    engine_wer = _wer([t.text for t in _with_config(engine, config).transcribe(clips)])
+    with _with_config(engine, config) as configured:
+        engine_wer = _wer([t.text for t in configured.transcribe(clips)])
     ct2_wer = _wer([t.text for t in ct2.transcribe(clips)])
     assert engine_wer <= ct2_wer, (engine_wer, ct2_wer)
     assert engine_wer < 0.4
@@ -103,12 +105,14 @@ def test_batch_size_does_not_change_text(engine, clips: list[Clip]) -> None:  # 
 
     one = TransformersWhisper(replace(CONFIG, batch_size=1), str(converted_tiny()))
     assert (one.batch_size, engine.batch_size) == (1, 8)
-    assert [t.text for t in one.transcribe(clips)] == [t.text for t in engine.transcribe(clips)]
+    assert engine.config == replace(CONFIG, batch_size=8)  # no other test left its options behind
+    assert [t.text for t in one.transcribe(clips[:4])] == [t.text for t in engine.transcribe(clips[:4])]
 
 
 @pytest.mark.slow
 def test_word_timestamps_cover_the_text_in_order(engine, clips: list[Clip]) -> None:  # type: ignore[no-untyped-def]
-    (transcript,) = _with_config(engine, replace(CONFIG, word_timestamps=True)).transcribe(clips[:1])
+    with _with_config(engine, replace(CONFIG, word_timestamps=True)) as configured:
+        (transcript,) = configured.transcribe(clips[:1])
     words = transcript.words
     assert "".join(w.word for w in words).strip() == transcript.text
     assert all(0 <= w.start <= w.end <= clips[0].duration_s for w in words)
@@ -149,10 +153,14 @@ def test_long_file_is_stitched_without_lost_or_doubled_words(engine, clips: list
     assert stitched.text == " ".join(s.text for s in stitched.segments)
 
 
+@contextmanager
 def _with_config(engine, config: EngineConfig):  # type: ignore[no-untyped-def]
-    """The loaded engine under another output config (saves reloading the model)."""
-    engine.config = config
-    return engine
+    """The loaded engine under another output config for one block (saves reloading the model)."""
+    saved, engine.config = engine.config, config
+    try:
+        yield engine
+    finally:
+        engine.config = saved
 
 
 # --- loading and choices (no model) -----------------------------------------------------------------
