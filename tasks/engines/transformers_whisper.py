@@ -107,7 +107,7 @@ class TransformersWhisper:
     def __init__(self, config: EngineConfig, model: str) -> None:
         try:
             import torch
-            from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
+            import transformers  # noqa: F401
         except ImportError as error:
             raise EngineError(
                 "the transformers engine requires torch and transformers: pip install 'transcribe-all[whisper]'"
@@ -119,23 +119,7 @@ class TransformersWhisper:
         self.device = "cuda" if config.device in ("auto", "cuda") and cuda else "cpu"
         self.dtype = choose_dtype(self.device, config)
         self.attention = choose_attention(self.device == "cuda", config.option("attention", "auto"))
-        source, local = _source(model)
-        try:
-            self._processor = AutoProcessor.from_pretrained(source, local_files_only=local)
-            self._model = (
-                AutoModelForSpeechSeq2Seq.from_pretrained(
-                    source,
-                    dtype=getattr(torch, self.dtype),
-                    attn_implementation=self.attention,
-                    local_files_only=local,
-                )
-                .to(self.device)
-                .eval()
-            )
-        except (OSError, ValueError, ImportError) as error:
-            raise EngineError(
-                f"cannot load transformers Whisper model from {model}: {_first_line(error)}"
-            ) from error
+        self._processor, self._model = _load(model, self.dtype, self.attention, self.device)
         self._torch = torch
         self._vocab = _vocabulary(self._processor.tokenizer, self._model.generation_config)
         self.batch_size = config.batch_size or self._auto_batch_size()
@@ -202,7 +186,7 @@ class TransformersWhisper:
         """Every window decoded, in order: batched by need for word times, then by length."""
         out: list[Decoded] = [[] for _ in windows]
         for words in (False, True):
-            chosen = [i for i, w in enumerate(windows) if w.words == words]
+            chosen = [i for i, w in enumerate(windows) if w.words == words and len(w.samples)]
             for batch in batches([len(windows[i].samples) for i in chosen], self.batch_size):
                 rows = [chosen[b] for b in batch]
                 tokens, times = self.generate([windows[i].samples for i in rows], words)
@@ -294,6 +278,23 @@ class TransformersWhisper:
             self.attention == "eager",
         )
         return auto_batch_size(free, per_window)
+
+
+def _load(model: str, dtype: str, attention: str, device: str) -> tuple[Any, Any]:
+    import torch
+    from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
+
+    source, local = _source(model)
+    try:
+        processor = AutoProcessor.from_pretrained(source, local_files_only=local)
+        whisper = AutoModelForSpeechSeq2Seq.from_pretrained(
+            source, dtype=getattr(torch, dtype), attn_implementation=attention, local_files_only=local
+        )
+    except (OSError, ValueError, ImportError) as error:
+        raise EngineError(
+            f"cannot load transformers Whisper model from {model}: {_first_line(error)}"
+        ) from error
+    return processor, whisper.to(device).eval()
 
 
 def _source(model: str) -> tuple[str, bool]:
