@@ -8,7 +8,8 @@ and a last row adds clip packing (the engine's default for short files). Every r
 in its own process, so peak memory is that row's alone: RSS high-water mark on CPU,
 `torch.cuda.max_memory_allocated` on CUDA. RTFx is audio seconds over transcription
 wall seconds (median of `--repeat` timed runs after one warm-up; model loading and
-audio decoding excluded). All rows decode greedily with timestamps, like the engine.
+audio decoding excluded). All rows decode greedily with timestamps, like the engine
+(the transformers 5 pipeline would otherwise default to 5 beams).
 
     python bench/bench_transformers_ablation.py --device cpu --repeat 3 --out bench/results/x.md
 """
@@ -156,7 +157,12 @@ def _make_runner(loader: str, model: str, device: str, dtype: str, attention: st
             device=device,
             model_kwargs={"attn_implementation": attention},
         )
-        return lambda clips: [pipe(c.copy(), batch_size=1, return_timestamps=True)["text"] for c in clips]
+        # transformers 5's ASR pipeline defaults to 5 beams; every row here decodes greedily
+        greedy = {"num_beams": 1}
+        return lambda clips: [
+            pipe(c.copy(), batch_size=1, return_timestamps=True, generate_kwargs=greedy)["text"]
+            for c in clips
+        ]
     if loader == "direct":
         from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
 
@@ -242,9 +248,11 @@ def _table(args: argparse.Namespace, rows: list[tuple[str, dict[str, object]]]) 
     )
     audio_s = next((float(r["audio_s"]) for _, r in rows if "audio_s" in r), 0.0)  # type: ignore[arg-type]
     lines = [
-        (f"Ablation, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, device {device} ({machine}, "
-        f"{torch.get_num_threads()} torch threads), torch {torch.__version__}, {platform.python_version()}; "
-        f"{audio_s:.1f} s of audio, median of {args.repeat} runs after a warm-up."),
+        (
+            f"Ablation, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, device {device} ({machine}, "
+            f"{torch.get_num_threads()} torch threads), torch {torch.__version__}, {platform.python_version()}; "
+            f"{audio_s:.1f} s of audio, median of {args.repeat} runs after a warm-up."
+        ),
         "",
         "| row | RTFx | peak memory (MiB) | WER |",
         "| --- | ---: | ---: | ---: |",
