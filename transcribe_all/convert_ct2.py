@@ -174,11 +174,10 @@ def _write_configs(
     ct2: dict[str, list[int]],
     vocabulary: list[str],
 ) -> None:
-    from transformers import GenerationConfig, WhisperConfig, WhisperFeatureExtractor
+    from transformers import WhisperConfig, WhisperFeatureExtractor
 
     vocab_size = len(vocabulary)
     d_model, n_mels, _ = tensors["encoder/conv1/weight"].shape
-    multilingual = vocab_size >= 51865  # the rule openai/whisper uses
     eot, sot = ids["endoftext"], ids["startoftranscript"]
     # suppress lists live in the generation config only: in both, generate() warns on every call
     common = {"decoder_start_token_id": sot, "eos_token_id": eot, "pad_token_id": eot, "bos_token_id": eot}
@@ -198,9 +197,28 @@ def _write_configs(
         begin_suppress_tokens=None,
         **common,
     ).save_pretrained(out)
+    max_length = int(tensors["decoder/position_encodings/encodings"].shape[0])
+    _write_generation_config(out, common, ids, ct2, vocabulary, max_length)
+    WhisperFeatureExtractor(
+        feature_size=int(n_mels), sampling_rate=16_000, hop_length=160, chunk_length=30, n_fft=400
+    ).save_pretrained(out)
+
+
+def _write_generation_config(
+    out: Path,
+    common: dict[str, int],
+    ids: dict[str, int],
+    ct2: dict[str, list[int]],
+    vocabulary: list[str],
+    max_length: int,
+) -> None:
+    """Decoding rules as CTranslate2 applies them: suppress lists, alignment heads, first timestamp ≤ 1 s."""
+    from transformers import GenerationConfig
+
+    multilingual = len(vocabulary) >= 51865  # the rule openai/whisper uses
     generation = GenerationConfig(
         **common,
-        max_length=int(tensors["decoder/position_encodings/encodings"].shape[0]),
+        max_length=max_length,
         no_timestamps_token_id=ids["notimestamps"],
         prev_sot_token_id=ids["startofprev"],
         is_multilingual=multilingual,
@@ -215,9 +233,6 @@ def _write_configs(
         languages = range(ids["startoftranscript"] + 1, ids["translate"])
         generation.lang_to_id = {vocabulary[i]: i for i in languages}
     generation.save_pretrained(out)
-    WhisperFeatureExtractor(
-        feature_size=int(n_mels), sampling_rate=16_000, hop_length=160, chunk_length=30, n_fft=400
-    ).save_pretrained(out)
 
 
 def _write_tokenizer(src: Path, out: Path, vocabulary: list[str], ids: dict[str, int]) -> None:
