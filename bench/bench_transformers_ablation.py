@@ -143,7 +143,7 @@ def _run_row(args: argparse.Namespace) -> dict[str, object]:
 def _make_runner(loader: str, model: str, device: str, dtype: str, attention: str, batching: str):  # type: ignore[no-untyped-def]
     import torch
 
-    from tasks.engines.transformers_whisper import choose_attention
+    from tasks.engines.hardware import choose_attention
 
     attention = choose_attention(device == "cuda") if attention == "auto" else attention
     torch_dtype = getattr(torch, dtype if device == "cuda" else "float32")

@@ -177,7 +177,7 @@ def test_missing_model_folder_is_one_line_naming_the_path(tmp_path: Path) -> Non
 
 
 def test_attention_falls_back_to_sdpa_without_flash_attn(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tasks.engines import transformers_whisper as tw
+    from tasks.engines import hardware as tw
 
     monkeypatch.setitem(sys.modules, "flash_attn", None)  # `import flash_attn` now raises ImportError
     assert tw._flash_attn_available() is False
@@ -187,7 +187,7 @@ def test_attention_falls_back_to_sdpa_without_flash_attn(monkeypatch: pytest.Mon
 
 
 def test_attention_picks_flash_only_with_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tasks.engines import transformers_whisper as tw
+    from tasks.engines import hardware as tw
 
     monkeypatch.setattr(tw, "_flash_attn_available", lambda: True)
     assert tw.choose_attention(cuda=True) == "flash_attention_2"
@@ -196,7 +196,7 @@ def test_attention_picks_flash_only_with_cuda(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_dtype_follows_device_and_options() -> None:
-    from tasks.engines.transformers_whisper import choose_dtype
+    from tasks.engines.hardware import choose_dtype
 
     assert choose_dtype("cuda", CONFIG) == "float16"
     assert choose_dtype("cpu", CONFIG) == "float32"
@@ -208,7 +208,7 @@ def test_dtype_follows_device_and_options() -> None:
 
 
 def test_batch_size_from_free_memory() -> None:
-    from tasks.engines.transformers_whisper import auto_batch_size, window_bytes
+    from tasks.engines.hardware import auto_batch_size, window_bytes
 
     large_v3 = window_bytes(d_model=1280, decoder_layers=32, heads=20, dtype_bytes=2, beams=1, eager=False)
     assert 200e6 < large_v3 < 400e6
