@@ -90,7 +90,7 @@ def test_wer_no_worse_than_ctranslate2(engine, clips: list[Clip], pack: bool) ->
     from tasks.engines.ctranslate2_whisper import CTranslate2Whisper
     from transcribe_all.models import bundled_whisper_ct2
 
-    config = replace(CONFIG, pack_short_clips=pack)
+    config = replace(CONFIG, pack_short_clips=pack, extra=(("pack", "on"),) if pack else ())
     ct2 = CTranslate2Whisper(replace(config, engine="ctranslate2"), str(bundled_whisper_ct2()))
     with _with_config(engine, config) as configured:
         engine_wer = _wer([t.text for t in configured.transcribe(clips)])
