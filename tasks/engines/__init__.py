@@ -22,6 +22,10 @@ def resolve_model(config: EngineConfig) -> str:
         from transcribe_all.models import bundled_whisper_ct2
 
         return str(bundled_whisper_ct2())
+    if config.engine == "transformers":
+        from transcribe_all.models import bundled_whisper_transformers
+
+        return str(bundled_whisper_transformers())
     if config.engine == "fake":
         return "fake"
     if config.engine in DEFAULT_HUB_MODELS:
@@ -39,6 +43,10 @@ def load_transcriber(config: EngineConfig) -> Transcriber:
         from tasks.engines.ctranslate2_whisper import CTranslate2Whisper
 
         return CTranslate2Whisper(config, model, cpu_threads=worker_settings().cpu_threads)
+    if config.engine == "transformers":
+        from tasks.engines.transformers_whisper import TransformersWhisper
+
+        return TransformersWhisper(config, model)
     if config.engine == "fake":
         from tasks.engines.fake import FakeTranscriber
 
