@@ -51,11 +51,14 @@ class TransformersWhisper:
     def __init__(self, config: EngineConfig, model: str) -> None:
         try:
             import torch
-            import transformers  # noqa: F401
+            from transformers.utils import logging as hf_logging
         except ImportError as error:
             raise EngineError(
                 "the transformers engine requires torch and transformers: pip install 'transcribe-all[whisper]'"
             ) from error
+        # a batch tool: no weight-loading bars, and not one deprecation notice per generate() call
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
         self.config, self.model = config, model
         cuda = torch.cuda.is_available()
         if config.device == "cuda" and not cuda:
