@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -23,7 +23,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from prefect import task
 
-from tasks.records import FileResult
+from tasks.records import FileResult, Quality
 from tasks.transcripts import atomic_write_bytes
 
 MANIFEST_DIR = "manifest"
@@ -51,6 +51,9 @@ MANIFEST_SCHEMA = pa.schema(
         ("finished_at", pa.timestamp("us", tz="UTC")),
         ("done_in_run", pa.string()),  # skipped rows: the run that holds the ok row
         ("transcript_path", pa.string()),  # relative to DIR
+        ("quality_flags", pa.list_(pa.string())),  # named guard trips, see tasks/quality.py
+        ("speech_s", pa.float64()),  # seconds of speech found by voice-activity detection
+        ("quality_attempts", pa.string()),  # JSON: both decodes of a retried file, else null
     ]
 )
 
@@ -96,7 +99,15 @@ def _row(result: FileResult, ctx: RunContext) -> dict[str, object]:
         "finished_at": result.finished_at,
         "done_in_run": result.done_in_run,
         "transcript_path": result.transcript_path,
+        **_quality_fields(transcript.quality if transcript else None),
     }
+
+
+def _quality_fields(quality: Quality | None) -> dict[str, object]:
+    if quality is None:
+        return {"quality_flags": None, "speech_s": None, "quality_attempts": None}
+    attempts = json.dumps([asdict(a) for a in quality.attempts]) if quality.attempts else None
+    return {"quality_flags": list(quality.flags), "speech_s": quality.speech_s, "quality_attempts": attempts}
 
 
 def write_part(out: Path, run_id: str, part: str, results: Sequence[FileResult], ctx: RunContext) -> Path | None:

@@ -21,6 +21,7 @@ from prefect import task
 from tasks.audio import MediaError, decode_audio
 from tasks.engines import load_transcriber
 from tasks.engines.base import EngineConfig, EngineError, Transcriber
+from tasks.guarded import QualityOptions, transcribe_guarded
 from tasks.manifests import RunContext, write_part
 from tasks.metrics import ShardSummary, write_stage_times
 from tasks.progress import report
@@ -46,12 +47,14 @@ def transcribe_batch(
     out: Path,
     ctx: RunContext,
     decode_workers: int = 2,
+    quality: QualityOptions = QualityOptions(),
 ) -> BatchOutcome:
     started = time.perf_counter()
     decoded = decode_items(items, source, decode_workers)
     decoded_at = time.perf_counter()
     clips = [d for d in decoded if isinstance(d, Clip)]
-    outputs = dict(zip((c.key for c in clips), run_engine(transcriber, clips), strict=True))
+    guarded = transcribe_guarded(transcriber, clips, quality, run_engine)  # VAD, guards, one safer retry
+    outputs = dict(zip((c.key for c in clips), guarded, strict=True))
     inferred_at = time.perf_counter()
     total_audio = sum(c.duration_s for c in clips) or 1.0
     busy = inferred_at - started
@@ -138,7 +141,8 @@ def transcribe_batch_task(
                      tuple(sorted(transcriber.settings().items())))
     out_dir = Path(out).resolve()
     outcome = transcribe_batch(items, shard_id, open_source(source), transcriber, out_dir, ctx,
-                               decode_workers=worker_settings().decode_workers or 2)
+                               decode_workers=worker_settings().decode_workers or 2,
+                               quality=QualityOptions.from_config(engine))
     started = time.perf_counter()
     part = f"shard-{shard_id:05d}-batch-{batch_no:05d}-{uuid.uuid4().hex[:8]}"
     write_part(out_dir, run_id, part, outcome.results, ctx)
