@@ -16,6 +16,9 @@ from prefect.runtime import flow_run
 
 from blocks.hardware import resolve_pricing
 from flows.transcribe_shard import transcribe_shard
+from tasks.canary import (
+    CANARY_FAILED, DEFAULT_THRESHOLD, SHIPPED, CanaryFailed, mark_run_task, resolve_canary_task, run_canary_task,
+)
 from tasks.discovery import scan_library_task
 from tasks.engines.base import EngineConfig
 from tasks.fanout import ShardJob, run_shards_on_pool
@@ -46,6 +49,10 @@ def transcribe_library(
     word_timestamps: bool = False,
     pack_short_clips: bool = True,
     engine_options: dict[str, str] | None = None,
+    vad: bool = True,
+    canary: str | None = SHIPPED,
+    canary_references: str | None = None,
+    canary_threshold: float = DEFAULT_THRESHOLD,
 ) -> RunMetrics:
     """Transcribe every new or changed media file under SOURCE into OUT."""
     logger = get_run_logger()
@@ -53,8 +60,9 @@ def transcribe_library(
     run_id = new_run_id(flow_run.scheduled_start_time or started_at, flow_run.id)
     config = EngineConfig(engine=engine, model=model, beam_size=beam_size, language=language,
                           word_timestamps=word_timestamps, pack_short_clips=pack_short_clips,
-                          extra=tuple(sorted((engine_options or {}).items())))
+                          extra=tuple(sorted(((engine_options or {}) | {"vad": "on" if vad else "off"}).items())))
     pricing = resolve_pricing(hardware)
+    labelled = resolve_canary_task(canary, canary_references, engine)  # a wrong path fails before any work
     ctx = prepare_run_task(config, run_id)
     finalize_unfinished_task(out, run_id)
     scan_started = datetime.now(UTC)
@@ -70,9 +78,15 @@ def transcribe_library(
         for job in jobs:
             transcribe_shard(**job.parameters())  # type: ignore[arg-type]
     finalize_run_task(out, run_id)
+    checked = run_canary_task(config, labelled, canary_threshold) if labelled else None
+    if checked and not checked.passed:
+        mark_run_task(out, run_id, CANARY_FAILED)
     metrics = record_run_task(out, run_id, started_at, pricing, len(plan) if pool else 1, ctx.engine,
-                              ctx.model, ctx.config_hash)
+                              ctx.model, ctx.config_hash, checked.wer if checked else None,
+                              checked.threshold if checked else None)
     publish_run_report(metrics)
     if failed:
         raise ShardsFailed(f"shards {failed} failed on every attempt; the next run redoes their files")
+    if checked and not checked.passed:
+        raise CanaryFailed(f"{checked.summary()}; transcripts were written and flagged {CANARY_FAILED}")
     return metrics

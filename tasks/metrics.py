@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -66,6 +66,9 @@ class RunMetrics:
     engine: str
     model: str
     config_hash: str
+    files_flagged: int = 0  # ok files with a quality flag (tasks/quality.py), no_speech included
+    canary_wer: float | None = None  # None: no canary in this run (tasks/canary.py)
+    canary_threshold: float | None = None
 
 
 def summarise_run(
@@ -137,14 +140,19 @@ def write_run_row(out: Path, metrics: RunMetrics) -> Path:
 def record_run_task(
     out: str, run_id: str, started_at: datetime, pricing: Pricing, workers: int, engine: str, model: str,
     config_hash: str,
+    canary_wer: float | None = None,
+    canary_threshold: float | None = None,
 ) -> RunMetrics:
     """Compute the run's metrics from its merged manifest and write its row to DIR/runs/."""
     out_dir = Path(out).resolve()
+    flags = read_manifest(out_dir, ["quality_flags"], run_id=run_id).column("quality_flags").to_pylist()
+    flagged = sum(1 for f in flags if set(f or ()) - {"canary_failed"})
     metrics = summarise_run(
         run_id=run_id, started_at=started_at, finished_at=datetime.now(UTC),
         rows=read_manifest(out_dir, ["status", "duration_s"], run_id=run_id),
         times=read_stage_times(out_dir, run_id), pricing=pricing, workers=workers, engine=engine, model=model,
         config_hash=config_hash,
     )
+    metrics = replace(metrics, files_flagged=flagged, canary_wer=canary_wer, canary_threshold=canary_threshold)
     write_run_row(out_dir, metrics)
     return metrics
