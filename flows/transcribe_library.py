@@ -1,7 +1,8 @@
 """transcribe-library: scan a media library, shard it, transcribe every shard, report.
 
-Reads top to bottom: prepare → merge what dead runs left → scan → plan (skip what is
-done) → shard → run the shards → merge the manifest → record metrics → publish.
+Reads top to bottom: prepare (and check the canary set) → merge what dead runs left →
+scan → plan (skip what is done) → shard → run the shards → merge the manifest → WER
+canary (tasks/canary.py) → record metrics → publish → fail if shards or the canary did.
 With no `pool` the shards run here, one after another, as child flow runs (the
 CLI's one-machine path); with a pool each shard is a `transcribe-shard/<pool>`
 deployment run that the pool's workers pick up.
@@ -17,7 +18,13 @@ from prefect.runtime import flow_run
 from blocks.hardware import resolve_pricing
 from flows.transcribe_shard import transcribe_shard
 from tasks.canary import (
-    CANARY_FAILED, DEFAULT_THRESHOLD, SHIPPED, CanaryFailed, mark_run_task, resolve_canary_task, run_canary_task,
+    CANARY_FAILED,
+    DEFAULT_THRESHOLD,
+    SHIPPED,
+    CanaryFailed,
+    mark_run_task,
+    resolve_canary_task,
+    run_canary_task,
 )
 from tasks.discovery import scan_library_task
 from tasks.engines.base import EngineConfig

@@ -47,13 +47,13 @@ def transcribe_batch(
     out: Path,
     ctx: RunContext,
     decode_workers: int = 2,
-    quality: QualityOptions = QualityOptions(),
+    quality: QualityOptions | None = None,  # None: the defaults (VAD on, retry on)
 ) -> BatchOutcome:
     started = time.perf_counter()
     decoded = decode_items(items, source, decode_workers)
     decoded_at = time.perf_counter()
     clips = [d for d in decoded if isinstance(d, Clip)]
-    guarded = transcribe_guarded(transcriber, clips, quality, run_engine)  # VAD, guards, one safer retry
+    guarded = transcribe_guarded(transcriber, clips, quality or QualityOptions(), run_engine)  # VAD, guards, one safer retry
     outputs = dict(zip((c.key for c in clips), guarded, strict=True))
     inferred_at = time.perf_counter()
     total_audio = sum(c.duration_s for c in clips) or 1.0
