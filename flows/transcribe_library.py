@@ -67,7 +67,7 @@ def transcribe_library(
     run_id = new_run_id(flow_run.scheduled_start_time or started_at, flow_run.id)
     config = EngineConfig(engine=engine, model=model, beam_size=beam_size, language=language,
                           word_timestamps=word_timestamps, pack_short_clips=pack_short_clips,
-                          extra=tuple(sorted(((engine_options or {}) | {"vad": "on" if vad else "off"}).items())))
+                          extra=tuple(sorted(((engine_options or {}) | ({} if vad else {"vad": "off"})).items())))
     pricing = resolve_pricing(hardware)
     labelled = resolve_canary_task(canary, canary_references, engine)  # a wrong path fails before any work
     ctx = prepare_run_task(config, run_id)
