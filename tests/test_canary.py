@@ -87,6 +87,8 @@ def test_a_run_with_the_shipped_canary_passes_and_records_guards(prefect_api: st
     assert "repetition_loop" in rows.loc["looped.wav", "quality_flags"]
     attempts = json.loads(rows.loc["looped.wav", "quality_attempts"])
     assert [a["decode"] for a in attempts] == ["default", "safer"] and sum(a["kept"] for a in attempts) == 1
+    document = json.loads((tmp_path / "out" / "transcripts" / "looped.wav.json").read_text())
+    assert "repetition_loop" in document["quality"]["flags"] and len(document["quality"]["attempts"]) == 2
     middle = rows.loc["silent_middle.wav"]
     assert list(middle["quality_flags"]) == [] and middle["speech_s"] == pytest.approx(8.4, abs=1.0)
     assert "quick" in middle["text"].lower() and "store" in middle["text"].lower()
