@@ -53,7 +53,8 @@ def transcribe_batch(
     decoded = decode_items(items, source, decode_workers)
     decoded_at = time.perf_counter()
     clips = [d for d in decoded if isinstance(d, Clip)]
-    guarded = transcribe_guarded(transcriber, clips, quality or QualityOptions(), run_engine)  # VAD, guards, one safer retry
+    # voice-activity detection, quality guards, one safer retry of flagged files (tasks/guarded.py)
+    guarded = transcribe_guarded(transcriber, clips, quality or QualityOptions(), run_engine)
     outputs = dict(zip((c.key for c in clips), guarded, strict=True))
     inferred_at = time.perf_counter()
     total_audio = sum(c.duration_s for c in clips) or 1.0
