@@ -1,7 +1,8 @@
 """transcribe-library: scan a media library, shard it, transcribe every shard, report.
 
-Reads top to bottom: prepare → merge what dead runs left → scan → plan (skip what is
-done) → shard → run the shards → merge the manifest → record metrics → publish.
+Reads top to bottom: prepare (and check the canary set) → merge what dead runs left →
+scan → plan (skip what is done) → shard → run the shards → merge the manifest → WER
+canary (tasks/canary.py) → record metrics → publish → fail if shards or the canary did.
 With no `pool` the shards run here, one after another, as child flow runs (the
 CLI's one-machine path); with a pool each shard is a `transcribe-shard/<pool>`
 deployment run that the pool's workers pick up.
@@ -17,6 +18,15 @@ from prefect.runtime import flow_run
 from blocks.hardware import resolve_pricing
 from blocks.library import resolve_library
 from flows.transcribe_shard import transcribe_shard
+from tasks.canary import (
+    CANARY_FAILED,
+    DEFAULT_THRESHOLD,
+    SHIPPED,
+    CanaryFailed,
+    mark_run_task,
+    resolve_canary_task,
+    run_canary_task,
+)
 from tasks.discovery import scan_library_task
 from tasks.engines.base import EngineConfig
 from tasks.fanout import ShardJob, run_shards_on_pool
@@ -49,6 +59,10 @@ def transcribe_library(
     pack_short_clips: bool = True,
     engine_options: dict[str, str] | None = None,
     base_url: str | None = None,
+    vad: bool = True,
+    canary: str | None = SHIPPED,
+    canary_references: str | None = None,
+    canary_threshold: float = DEFAULT_THRESHOLD,
 ) -> RunMetrics:
     """Transcribe every new or changed media file under SOURCE into OUT (folders or s3:// URIs).
 
@@ -62,8 +76,9 @@ def transcribe_library(
     run_id = new_run_id(flow_run.scheduled_start_time or started_at, flow_run.id)
     config = EngineConfig(engine=engine, model=model, beam_size=beam_size, language=language,
                           word_timestamps=word_timestamps, pack_short_clips=pack_short_clips,
-                          extra=tuple(sorted((engine_options or {}).items())))
+                          extra=tuple(sorted(((engine_options or {}) | ({} if vad else {"vad": "off"})).items())))
     pricing = resolve_pricing(hardware)
+    labelled = resolve_canary_task(canary, canary_references, engine)  # a wrong path fails before any work
     ctx = prepare_run_task(config, run_id)
     finalize_unfinished_task(out, run_id)
     scan_started = datetime.now(UTC)
@@ -79,9 +94,15 @@ def transcribe_library(
         for job in jobs:
             transcribe_shard(**job.parameters())  # type: ignore[arg-type]
     finalize_run_task(out, run_id)
+    checked = run_canary_task(config, labelled, canary_threshold) if labelled else None
+    if checked and not checked.passed:
+        mark_run_task(out, run_id, CANARY_FAILED)
     metrics = record_run_task(out, run_id, started_at, pricing, len(plan) if pool else 1, ctx.engine,
-                              ctx.model, ctx.config_hash)
+                              ctx.model, ctx.config_hash, checked.wer if checked else None,
+                              checked.threshold if checked else None)
     publish_run_report(metrics)
     if failed:
         raise ShardsFailed(f"shards {failed} failed on every attempt; the next run redoes their files")
+    if checked and not checked.passed:
+        raise CanaryFailed(f"{checked.summary()}; transcripts were written and flagged {CANARY_FAILED}")
     return metrics

@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from prefect import task
 
 from tasks.links import transcript_url
-from tasks.records import FileResult
+from tasks.records import FileResult, Quality
 from tasks.storage import OutputStore, open_output
 from tasks.transcripts import atomic_write_bytes
 
@@ -54,6 +54,9 @@ MANIFEST_SCHEMA = pa.schema(
         ("done_in_run", pa.string()),  # skipped rows: the run that holds the ok row
         ("transcript_path", pa.string()),  # relative to DIR
         ("transcript_url", pa.string()),  # {base_url}/outputs/{transcript_path}; null without a base URL
+        ("quality_flags", pa.list_(pa.string())),  # named guard trips, see tasks/quality.py
+        ("speech_s", pa.float64()),  # seconds of speech found by voice-activity detection
+        ("quality_attempts", pa.string()),  # JSON: both decodes of a retried file, else null
     ]
 )
 
@@ -101,7 +104,15 @@ def _row(result: FileResult, ctx: RunContext) -> dict[str, object]:
         "done_in_run": result.done_in_run,
         "transcript_path": result.transcript_path,
         "transcript_url": transcript_url(ctx.base_url, result.transcript_path),
+        **_quality_fields(transcript.quality if transcript else None),
     }
+
+
+def _quality_fields(quality: Quality | None) -> dict[str, object]:
+    if quality is None:
+        return {"quality_flags": None, "speech_s": None, "quality_attempts": None}
+    attempts = json.dumps([asdict(a) for a in quality.attempts]) if quality.attempts else None
+    return {"quality_flags": list(quality.flags), "speech_s": quality.speech_s, "quality_attempts": attempts}
 
 
 def write_part(out: Path, run_id: str, part: str, results: Sequence[FileResult], ctx: RunContext) -> Path | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -67,6 +67,9 @@ class RunMetrics:
     engine: str
     model: str
     config_hash: str
+    files_flagged: int = 0  # ok files with a quality flag (tasks/quality.py), no_speech included
+    canary_wer: float | None = None  # None: no canary in this run (tasks/canary.py)
+    canary_threshold: float | None = None
 
 
 def summarise_run(
@@ -140,15 +143,20 @@ def write_run_row(out: Path, metrics: RunMetrics) -> Path:
 def record_run_task(
     out: str, run_id: str, started_at: datetime, pricing: Pricing, workers: int, engine: str, model: str,
     config_hash: str,
+    canary_wer: float | None = None,
+    canary_threshold: float | None = None,
 ) -> RunMetrics:
     """Compute the run's metrics from its merged manifest and write its row to DIR/runs/."""
     store = open_output(out)
     root = store.pull_manifest()
+    flags = read_manifest(root, ["quality_flags"], run_id=run_id).column("quality_flags").to_pylist()
+    flagged = sum(1 for f in flags if set(f or ()) - {"canary_failed"})
     metrics = summarise_run(
         run_id=run_id, started_at=started_at, finished_at=datetime.now(UTC),
         rows=read_manifest(root, ["status", "duration_s"], run_id=run_id),
         times=read_stage_times(root, run_id), pricing=pricing, workers=workers, engine=engine, model=model,
         config_hash=config_hash,
     )
+    metrics = replace(metrics, files_flagged=flagged, canary_wer=canary_wer, canary_threshold=canary_threshold)
     store.publish([write_run_row(store.local_root(), metrics)])
     return metrics

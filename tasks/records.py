@@ -63,6 +63,25 @@ class Segment:
 
 
 @dataclass(frozen=True, slots=True)
+class Attempt:
+    """One decode of a file that the quality guards looked at (see `tasks/quality.py`)."""
+
+    decode: str  # "default", or "safer" for the retry
+    flags: tuple[str, ...]
+    text: str
+    kept: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Quality:
+    """What the quality guards found: flags for the manifest, speech seconds, retry attempts."""
+
+    flags: tuple[str, ...] = ()
+    speech_s: float | None = None  # seconds of speech found by voice-activity detection
+    attempts: tuple[Attempt, ...] = ()  # empty unless the file was retried
+
+
+@dataclass(frozen=True, slots=True)
 class Transcript:
     """What an engine returns for one clip; times are on the clip's own clock."""
 
@@ -71,6 +90,7 @@ class Transcript:
     words: tuple[Word, ...] = ()
     language: str | None = None
     info: Mapping[str, str] = field(default_factory=dict)  # per-file decode notes
+    quality: Quality | None = None  # set after the engine, by the quality guards
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,11 +31,21 @@ def run_report(m: RunMetrics) -> str:
             "",
             f"Engine `{m.engine}`, model `{m.model}`, config `{m.config_hash}`.",
             "",
+            _quality_line(m),
+            "",
             f"Hardware `{m.hardware}` × {m.workers}: {m.gpu_hours:.4f} GPU hours; cost {_money(m.cost_usd)} on-demand,"
             f" {_money(m.spot_cost_usd)} spot; per audio hour {_money(m.cost_per_audio_hour_usd)} on-demand,"
             f" {_money(m.spot_cost_per_audio_hour_usd)} spot.",
         ]
     )
+
+
+def _quality_line(m: RunMetrics) -> str:
+    flagged = f"Quality: {m.files_flagged} files flagged (see `quality_flags` in the manifest)"
+    if m.canary_wer is None or m.canary_threshold is None:
+        return f"{flagged}; no WER canary in this run."
+    verdict = "passed" if m.canary_wer <= m.canary_threshold else "**FAILED**"
+    return f"{flagged}; WER canary {m.canary_wer:.3f} {verdict} (threshold {m.canary_threshold:.3f})."
 
 
 @task(name="publish-run-report")

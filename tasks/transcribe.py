@@ -21,6 +21,7 @@ from prefect import task
 from tasks.audio import MediaError, decode_audio
 from tasks.engines import load_transcriber
 from tasks.engines.base import EngineConfig, EngineError, Transcriber
+from tasks.guarded import QualityOptions, transcribe_guarded
 from tasks.manifests import RunContext, write_part
 from tasks.metrics import ShardSummary, write_stage_times
 from tasks.progress import report
@@ -48,12 +49,15 @@ def transcribe_batch(
     out: Path,
     ctx: RunContext,
     decode_workers: int = 2,
+    quality: QualityOptions | None = None,  # None: the defaults (VAD on, retry on)
 ) -> BatchOutcome:
     started = time.perf_counter()
     decoded = decode_items(items, source, decode_workers)
     decoded_at = time.perf_counter()
     clips = [d for d in decoded if isinstance(d, Clip)]
-    outputs = dict(zip((c.key for c in clips), run_engine(transcriber, clips), strict=True))
+    # voice-activity detection, quality guards, one safer retry of flagged files (tasks/guarded.py)
+    guarded = transcribe_guarded(transcriber, clips, quality or QualityOptions(), run_engine)
+    outputs = dict(zip((c.key for c in clips), guarded, strict=True))
     inferred_at = time.perf_counter()
     total_audio = sum(c.duration_s for c in clips) or 1.0
     busy = inferred_at - started
@@ -141,7 +145,8 @@ def transcribe_batch_task(
     store = open_output(out)
     out_dir = store.local_root()
     outcome = transcribe_batch(items, shard_id, open_source(source, access=access), transcriber, out_dir, ctx,
-                               decode_workers=worker_settings().decode_workers or 2)
+                               decode_workers=worker_settings().decode_workers or 2,
+                               quality=QualityOptions.from_config(engine))
     started = time.perf_counter()
     store.publish(transcript_files(out_dir, outcome.results))  # before the rows that point at them
     name = f"shard-{shard_id:05d}-batch-{batch_no:05d}-{uuid.uuid4().hex[:8]}"

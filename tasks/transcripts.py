@@ -47,7 +47,8 @@ def write_transcript_files(out: Path, key: str, transcript: Transcript, meta: Ma
     """Write KEY.json, KEY.srt and KEY.vtt atomically; return the JSON path."""
     document = {**meta, "text": transcript.text, "language": transcript.language,
                 "segments": [asdict(s) for s in transcript.segments],
-                "words": [asdict(w) for w in transcript.words], "info": dict(transcript.info)}
+                "words": [asdict(w) for w in transcript.words], "info": dict(transcript.info),
+                "quality": asdict(transcript.quality) if transcript.quality else None}
     json_path = output_path(out, key, ".json")
     atomic_write_text(json_path, json.dumps(document, ensure_ascii=False, indent=1))
     atomic_write_text(output_path(out, key, ".srt"), to_srt(transcript.segments))

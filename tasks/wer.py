@@ -1,10 +1,26 @@
 """Word error rate after an English normalisation, so style is not counted as error.
 
-Normalisation (documented because WER figures depend on it): lower-case; expand a
-few abbreviations ("mr." → "mister") and common contractions ("don't" → "do not");
-spoken numbers become digits ("one hundred" → "100", "five" → "5") so "5" and
-"five" match; hyphens become spaces; other punctuation is dropped; whitespace is
-collapsed. WER itself comes from jiwer.
+The normalisation, in order (documented because every WER figure depends on it):
+
+1. lower-case; curly apostrophes become straight ones;
+2. contractions are expanded: "won't" → "will not", "can't" → "can not", "let's" →
+   "let us", "it's" / "that's" / "what's" / "there's" → "… is", and the suffixes
+   "n't", "'re", "'ll", "'ve", "'m", "'d" → "not", "are", "will", "have", "am", "would";
+   any other apostrophe is dropped ("john's" → "johns", both sides alike);
+3. titles: "Mr." / "Mr" → "mister", "Mrs." → "missus", "Ms." → "miss", "Dr." → "doctor",
+   "St." → "saint", "vs." → "versus";
+4. symbols: "%" → "percent", "&" → "and", "$5" → "5 dollars"; "1,000" → "1000";
+5. hyphens, dashes and slashes become spaces; all other punctuation is dropped, except
+   a decimal point between digits ("3.5");
+6. spoken numbers become digits, so "five" = "5" and "one hundred and five" = "105":
+   units follow tens ("twenty one" → 21), "hundred" multiplies, "thousand" and
+   "million" close a group ("two thousand and twenty four" → 2024); a word that cannot
+   continue the number starts a new one ("one two three" → "1 2 3", "nineteen
+   ninety" → "19 90"); "and" inside a number is dropped only before a number word;
+7. hesitations "um", "uh", "er", "ah", "hmm", "mm" are dropped; "ok" → "okay";
+8. whitespace is collapsed.
+
+WER itself is jiwer's, over the whole corpus (total errors / total reference words).
 """
 
 from __future__ import annotations
@@ -16,9 +32,12 @@ import jiwer
 
 ABBREVIATIONS = {"mr": "mister", "mrs": "missus", "ms": "miss", "dr": "doctor", "st": "saint", "vs": "versus"}
 CONTRACTIONS = {
-    "n't": " not", "'re": " are", "'ll": " will", "'ve": " have", "'m": " am", "'d": " would",
-    "let's": "let us", "won't": "will not", "can't": "can not", "it's": "it is", "that's": "that is",
+    "won't": "will not", "can't": "can not", "shan't": "shall not", "let's": "let us", "it's": "it is",
+    "that's": "that is", "what's": "what is", "there's": "there is", "here's": "here is",
 }
+SUFFIXES = {"n't": " not", "'re": " are", "'ll": " will", "'ve": " have", "'m": " am", "'d": " would"}
+FILLERS = frozenset({"um", "uh", "er", "ah", "hmm", "mm", "erm"})
+SPELLING = {"ok": "okay"}
 UNITS = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen " \
         "sixteen seventeen eighteen nineteen".split()
 TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
@@ -27,36 +46,64 @@ SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
 
 
 def normalize_english(text: str) -> str:
-    text = text.lower().replace("’", "'")
-    for short, long in sorted(CONTRACTIONS.items(), key=lambda kv: -len(kv[0])):
-        text = text.replace(short, long)
-    text = re.sub(r"\b(" + "|".join(ABBREVIATIONS) + r")\.?(?=\s|$)", lambda m: ABBREVIATIONS[m.group(1)], text)
+    text = text.lower().replace("’", "'").replace("‘", "'")
+    text = re.sub(r"\b(" + "|".join(CONTRACTIONS) + r")\b", lambda m: CONTRACTIONS[m.group(1)], text)
+    text = re.sub(r"(?<=\w)(" + "|".join(SUFFIXES) + r")\b", lambda m: SUFFIXES[m.group(1)], text)
+    text = re.sub(r"(?<=\w)'(?=\w)", "", text)  # other apostrophes: "john's" → "johns"
+    text = re.sub(r"\b(" + "|".join(ABBREVIATIONS) + r")\b\.?", lambda m: ABBREVIATIONS[m.group(1)], text)
+    text = re.sub(r"\$\s?(\d[\d,]*(?:\.\d+)?)", r"\1 dollars", text)
+    text = text.replace("%", " percent").replace("&", " and ")
     text = re.sub(r"(?<=\d),(?=\d{3})", "", text)  # 1,000 → 1000
     text = re.sub(r"[-–—/]", " ", text)
     text = re.sub(r"[^\w\s.]|(?<!\d)\.|\.(?!\d)", " ", text)  # keep decimal points only
-    return " ".join(_numbers_to_digits(text.split()))
+    words = [SPELLING.get(w, w) for w in text.split() if w not in FILLERS]
+    return " ".join(_numbers_to_digits(words))
 
 
 def _numbers_to_digits(words: list[str]) -> list[str]:
     out: list[str] = []
-    total, current, in_number = 0, 0, False
-    for word in [*words, ""]:
+    number: list[int] = []  # [total, current] while inside a spoken number
+    for index, word in enumerate(words):
+        following = words[index + 1] if index + 1 < len(words) else ""
+        if number and word == "and" and following in NUMBER_WORDS and number[1] % 100 == 0:
+            continue  # "one hundred and five", "two thousand and twenty"
+        if word in SCALES and number and _scale_fits(number, SCALES[word]):
+            _apply_scale(number, SCALES[word])
+            continue
+        if word == "zero":  # never part of a larger number: "zero seven" is "0 7"
+            out += [str(sum(number)), "0"] if number else ["0"]
+            number = []
+            continue
         if word in NUMBER_WORDS:
-            current += NUMBER_WORDS[word]
-            in_number = True
-        elif word in SCALES and in_number:
-            current = max(current, 1) * SCALES[word]
-            if SCALES[word] >= 1000:
-                total, current = total + current, 0
-        elif word == "and" and in_number and out is not None and current % 100 == 0 and current:
-            continue  # "one hundred and five"
-        else:
-            if in_number:
-                out.append(str(total + current))
-                total, current, in_number = 0, 0, False
-            if word:
-                out.append(word)
-    return out
+            if number and not _continues(number[1], NUMBER_WORDS[word]):
+                out.append(str(sum(number)))
+                number = []
+            number = [number[0], number[1] + NUMBER_WORDS[word]] if number else [0, NUMBER_WORDS[word]]
+            continue
+        if number:
+            out.append(str(sum(number)))
+            number = []
+        out.append(word)
+    return [*out, str(sum(number))] if number else out
+
+
+def _continues(current: int, value: int) -> bool:
+    """Can `value` extend a number whose open group is `current`? ("twenty" + "one": yes)."""
+    rest = current % 100
+    if value < 10:
+        return rest == 0 or (rest >= 20 and rest % 10 == 0)
+    return rest == 0
+
+
+def _scale_fits(number: list[int], scale: int) -> bool:
+    return scale != 100 or number[1] % 100 == number[1]  # "hundred" only after a group below 100
+
+
+def _apply_scale(number: list[int], scale: int) -> None:
+    if scale == 100:
+        number[1] = max(number[1], 1) * 100
+    else:
+        number[0], number[1] = number[0] + max(number[1], 1) * scale, 0
 
 
 def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:

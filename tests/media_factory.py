@@ -101,3 +101,19 @@ def spoken_library(root: Path, count: int = 40) -> dict[str, str]:
                         sentence], check=True, capture_output=True)
         references[source] = sentence
     return references
+
+
+OTHER_SPEECH = SPEECH.parent / "planning.flac"
+
+
+def build_guard_clips(root: Path) -> dict[str, str]:
+    """Clips that trip the quality guards; returns source → what it is."""
+    first = speech()
+    second = decode_audio(OTHER_SPEECH, probe_duration(OTHER_SPEECH))
+    noise = np.random.default_rng(3).normal(0.0, 0.1, 16_000 * 10).clip(-1, 1).astype(np.float32)
+    write_audio(root / "looped.wav", np.tile(first, 4), 16_000)  # one phrase said 4 times
+    write_audio(root / "silence.wav", np.zeros(16_000 * 10, np.float32), 16_000)
+    write_audio(root / "noise.wav", noise, 16_000)
+    write_audio(root / "silent_middle.wav", np.concatenate([first, np.zeros(16_000 * 40, np.float32), second]), 16_000)
+    return {"looped.wav": "a phrase said 4 times", "silence.wav": "pure silence", "noise.wav": "white noise",
+            "silent_middle.wav": "speech, 40 s of silence, speech"}

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks.engines.packing import build_pack, plan_packs, split_pack
+from tasks.engines.packing import build_pack, plan_packs, split_is_clean, split_pack
 from tasks.records import Segment, Word
 
 
@@ -33,3 +33,15 @@ def test_words_return_to_the_clip_that_holds_them() -> None:
     assert [w.start for w in second.words] == [0.0, 2.0]  # on the clip's own clock, clamped at 0
     assert all(0.0 <= w.start <= w.end <= 2.0 for w in third.words)
     assert third.segments == (Segment(0.2, 2.0, "epsilon zeta"),)
+
+
+def test_a_segment_across_a_boundary_or_drifting_words_make_the_split_untrusted() -> None:
+    clips = [np.ones(16_000 * 3, np.float32), np.ones(16_000 * 3, np.float32)]
+    pack = build_pack(clips, [0, 1], gap_s=1.0)  # clip 0: 0–3 s, clip 1: 4–7 s
+    clean = [(Segment(0.2, 2.8, "a b"), [Word(0.2, 1.0, " a"), Word(1.5, 2.8, " b")]),
+             (Segment(4.1, 6.5, "c"), [Word(4.1, 6.5, " c")])]
+    assert split_is_clean(pack, clean, gap_s=1.0)
+    across = [(Segment(0.2, 6.5, "a b c"), [Word(0.2, 1.0, " a"), Word(5.0, 6.5, " c")])]
+    assert not split_is_clean(pack, across, gap_s=1.0)
+    drifting = [(Segment(0.2, 2.8, "a b"), [Word(0.2, 1.0, " a"), Word(4.5, 5.0, " b")])]
+    assert not split_is_clean(pack, drifting, gap_s=1.0)

@@ -45,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-packing", action="store_true", help="transcribe short clips one by one")
     run.add_argument("--base-url", metavar="URL",
                      help="where DIR is served (http(s)://HOST): manifest rows link to URL/outputs/...")
+    run.add_argument("--no-vad", action="store_true", help="decode silence too (voice-activity detection off)")
+    run.add_argument("--canary", default="shipped", metavar="FOLDER|off",
+                     help="labelled set transcribed in every run (default: the shipped example clips)")
+    run.add_argument("--canary-references", metavar="TSV", help="the set's references (default: FOLDER/references.tsv)")
+    run.add_argument("--canary-threshold", type=_fraction("--canary-threshold"), default=None, metavar="WER",
+                     help="fail the run when the canary's WER is above this (default: 0.35)")
     run.add_argument("-v", "--verbose", action="store_true", help="show Prefect's logs")
     models = commands.add_parser("models", help="manage local models")
     model_commands = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
@@ -76,6 +82,20 @@ def _positive_float(name: str) -> argparse._ActionType:
             raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
         if not value > 0:
             raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+        return value
+
+    parse.__name__ = name
+    return parse
+
+
+def _fraction(name: str) -> argparse._ActionType:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+        if not 0 <= value:
+            raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
         return value
 
     parse.__name__ = name

@@ -30,9 +30,11 @@ def run_in_process(args: argparse.Namespace) -> int:
                 shards=args.shards, shard_minutes=args.shard_minutes, beam_size=args.beam_size,
                 language=args.language, word_timestamps=args.word_timestamps, pack_short_clips=not args.no_packing,
                 base_url=args.base_url,
+                vad=not args.no_vad, canary=args.canary, canary_references=args.canary_references,
+                **({"canary_threshold": args.canary_threshold} if args.canary_threshold is not None else {}),
             )
     except (EngineError, ValueError, OSError, RuntimeError) as error:
-        console.print(f"[red]transcribe-all: run failed:[/] {error}")
+        console.print(f"[red]transcribe-all: run failed:[/] {error}", soft_wrap=True)  # one line, unwrapped
         return EXIT_RUN_FAILED
     Console().print(_summary(metrics, args.out))
     return EXIT_FILES_FAILED if metrics.files_failed else EXIT_OK

@@ -71,4 +71,6 @@ def prepare_cli_prefect_env(settings: WorkerSettings, verbose: bool) -> None:
     os.environ.setdefault("DO_NOT_TRACK", "1")
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        # a failed run is reported by the CLI in one line; -v shows Prefect's traceback too
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
         os.environ.setdefault("PREFECT_LOGGING_SERVER_LEVEL", "WARNING")

@@ -105,3 +105,8 @@ class Transcriber(Protocol):
     def transcribe(self, clips: Sequence[Clip]) -> list[Transcript]:
         """One transcript per clip, in order. May raise; the caller isolates failures."""
         ...
+
+    # Optional, not part of the protocol: `safer() -> Transcriber | None`, a twin sharing the
+    # loaded model that decodes more carefully (beam search, temperature fallback, one clip
+    # per window). The quality guards use it to retry a flagged file once; an engine without
+    # it has its flagged files kept as they are (tasks/guarded.py).

@@ -8,12 +8,14 @@ Short clips are packed into shared 30 s windows (see `packing.py`).
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from tasks.engines.base import EngineConfig, EngineError
-from tasks.engines.packing import build_pack, plan_packs, split_pack
+from tasks.engines.packing import build_pack, plan_packs, split_is_clean, split_pack
 from tasks.records import Clip, Segment, Transcript, Word
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,14 @@ log = logging.getLogger(__name__)
 WINDOW_S = 28.0
 GAP_S = 1.0  # silence between packed clips
 PACK_MAX_CLIP_S = 20.0  # longer clips gain little from packing: transcribe them alone
+# The retry of a file the quality guards flagged (see `safer`): beam search, and a window
+# whose text compresses > 2.4× or scores < -1 avg log-prob is decoded again at the next
+# temperature. Whisper's full schedule (0.0 to 1.0 by 0.2, best of 5) cost 6-13× the
+# default decode on a clip of truly repeated speech (every step fails the ratio check);
+# three steps, best of 2, cost ~3.5× (tiny.en, 14 s clip, 2 CPU threads).
+SAFER_TEMPERATURES = (0.0, 0.4, 0.8)
+SAFER_BEST_OF = 2
+SAFER_BEAM_SIZE = 5
 
 
 class CTranslate2Whisper:
@@ -52,10 +62,22 @@ class CTranslate2Whisper:
         except (RuntimeError, ValueError, OSError) as error:
             raise EngineError(f"cannot load CTranslate2 Whisper model from {model}: {error}") from error
         self.language = config.language or (None if self._whisper.model.is_multilingual else "en")
+        self.temperatures: tuple[float, ...] = (0.0,)
         log.info("ctranslate2 whisper %s on %s (%s)", model, self.device, self.compute_type)
 
     def settings(self) -> dict[str, str]:
-        return {"device": self.device, "compute_type": self.compute_type, "beam_size": str(self.config.beam_size)}
+        settings = {"device": self.device, "compute_type": self.compute_type, "beam_size": str(self.config.beam_size)}
+        if len(self.temperatures) > 1:
+            settings |= {"temperature": ",".join(map(str, self.temperatures)), "packing": "off"}
+        return settings
+
+    def safer(self) -> CTranslate2Whisper:
+        """A twin for the quality retry, sharing the loaded model: beam search, temperature
+        fallback, one clip per window, still no conditioning on previous text."""
+        twin = copy.copy(self)
+        twin.config = replace(self.config, pack_short_clips=False, beam_size=max(SAFER_BEAM_SIZE, self.config.beam_size))
+        twin.temperatures = SAFER_TEMPERATURES
+        return twin
 
     def transcribe(self, clips: Sequence[Clip]) -> list[Transcript]:
         results: list[Transcript | None] = [None] * len(clips)
@@ -66,6 +88,9 @@ class CTranslate2Whisper:
                 continue  # alone in its window: nothing to split
             pack = build_pack([c.samples for c in clips], indices, GAP_S)
             segments, language = self._decode(pack.samples, word_timestamps=True)
+            if not split_is_clean(pack, segments, GAP_S):
+                log.info("packed window of %d clips split unclearly: transcribing them one by one", len(indices))
+                continue  # left None: decoded alone below
             for index, transcript in zip(indices, split_pack(pack, segments, GAP_S, language), strict=True):
                 results[index] = transcript
         for index, clip in enumerate(clips):
@@ -79,7 +104,8 @@ class CTranslate2Whisper:
             samples,
             language=self.language,
             beam_size=self.config.beam_size,
-            temperature=0.0,
+            temperature=list(self.temperatures),
+            best_of=SAFER_BEST_OF,
             condition_on_previous_text=False,
             word_timestamps=word_timestamps,
         )

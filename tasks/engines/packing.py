@@ -85,6 +85,24 @@ def split_pack(
     return [_transcript(groups, language) for groups in words_of]
 
 
+def split_is_clean(pack: Pack, segments: Sequence[tuple[Segment, Sequence[Word]]], gap_s: float) -> bool:
+    """Trust a split only if the model's own segments respect the clips' boundaries.
+
+    Each segment must sit inside one clip's span (± half a gap), and its words must
+    all fall to that clip. Whisper's word times can drift by seconds on repeated
+    phrases; when they disagree with the segment times, words would leak into a
+    neighbouring clip, so the caller transcribes the pack's clips one by one instead.
+    """
+    for segment, words in segments:
+        owner = _owner(pack, (segment.start + segment.end) / 2, gap_s)
+        start, end = pack.offsets[owner] - gap_s / 2, pack.offsets[owner] + pack.durations[owner] + gap_s / 2
+        if segment.start < start or segment.end > end:
+            return False
+        if any(_owner(pack, (w.start + w.end) / 2, gap_s) != owner for w in words):
+            return False
+    return True
+
+
 def _owner(pack: Pack, t: float, gap_s: float) -> int:
     for member, (start, duration) in enumerate(zip(pack.offsets, pack.durations, strict=True)):
         if t < start + duration + gap_s / 2:
