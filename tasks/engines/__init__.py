@@ -39,6 +39,10 @@ def load_transcriber(config: EngineConfig) -> Transcriber:
         from tasks.engines.ctranslate2_whisper import CTranslate2Whisper
 
         return CTranslate2Whisper(config, model, cpu_threads=worker_settings().cpu_threads)
+    if config.engine == "nemo":
+        from tasks.engines.nemo_parakeet import NemoParakeet
+
+        return NemoParakeet(config, model, cpu_threads=worker_settings().cpu_threads)
     if config.engine == "fake":
         from tasks.engines.fake import FakeTranscriber
 
