@@ -11,9 +11,11 @@ actually free: by its square root for full attention, linearly for local.
 Why stitching by word midpoints: each chunk owns the interval [keep_start,
 keep_end); the owned intervals tile the file. A chunk is decoded with extra left
 and right context so words at its edges are heard whole, then only the words whose
-midpoint lies in the owned interval are kept. Every word is kept by exactly one
-chunk, except when two windows place the same word on both sides of a boundary:
-`stitch_words` drops such a repeat (same text, overlapping in time).
+midpoint lies in the owned interval are kept. Two windows can disagree by a frame
+or two about a boundary word: if the later window places it slightly before the
+boundary it is still taken (within `BOUNDARY_TOLERANCE_S`) unless the earlier window
+already covered that time, and a word both windows kept (same text, overlapping in
+time) is kept once. So no word is lost or doubled at a boundary.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from tasks.records import SAMPLE_RATE, Segment, Word
 
 MODES = ("full", "local", "buffered")
 _FALLBACK = {"full": "local", "local": "buffered"}
+BOUNDARY_TOLERANCE_S = 0.3  # how far before its owned interval a chunk may still contribute a word
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -133,19 +136,19 @@ def stitch_words(
     kept: list[Word] = []
     for index, (chunk, words) in enumerate(zip(chunks, chunk_words, strict=True)):
         offset = chunk.start / rate
-        low, high = chunk.keep_start / rate, chunk.keep_end / rate
+        # a window may place a boundary word slightly earlier than its neighbour did: look back a little
+        low = chunk.keep_start / rate - (BOUNDARY_TOLERANCE_S if index else 0.0)
         last = index == len(chunks) - 1
+        high = math.inf if last else chunk.keep_end / rate  # frame rounding can place a last word past the end
         for word in words:
-            start, end = word.start + offset, word.end + offset
+            start, end = (min(t + offset, chunk.end / rate) for t in (word.start, word.end))
             middle = (start + end) / 2
-            if middle < low or middle > high or (middle == high and not last):
+            if middle < low or middle >= high:
                 continue
-            if kept and _is_repeat(kept[-1], word.word, start):
-                continue
-            floor = kept[-1].end if kept else 0.0
-            start = min(max(start, floor), high)
-            kept.append(Word(round(start, 3), round(min(max(end, start), chunk.end / rate), 3), word.word,
-                             word.probability))
+            if kept and (middle < kept[-1].end or _is_repeat(kept[-1], word.word, start)):
+                continue  # the previous chunk already covered this time
+            start = min(max(start, kept[-1].end if kept else 0.0), end)
+            kept.append(Word(round(start, 3), round(end, 3), word.word, word.probability))
     return tuple(kept)
 
 

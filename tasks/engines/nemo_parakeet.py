@@ -25,7 +25,14 @@ import numpy.typing as npt
 
 from tasks.engines.base import EngineConfig, EngineError
 from tasks.engines.nemo_longform import (
-    MODES, LongformPolicy, choose_mode, mode_limits, next_mode, plan_chunks, run_halving, segment_words,
+    MODES,
+    LongformPolicy,
+    choose_mode,
+    mode_limits,
+    next_mode,
+    plan_chunks,
+    run_halving,
+    segment_words,
     stitch_words,
 )
 from tasks.records import Clip, Transcript, Word
