@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TypeVar
 
 from tasks.engines.base import EngineConfig
@@ -68,8 +68,9 @@ class LongformPolicy:
     def from_config(cls, config: EngineConfig) -> LongformPolicy:
         """Read the policy from the config's `extra` pairs; unknown keys are left to other code."""
         values: dict[str, object] = {}
-        for name, default in ((f, getattr(cls(), f)) for f in cls.__slots__):
-            raw = config.option(name, "")
+        defaults = cls()
+        for name in (f.name for f in fields(cls)):
+            default, raw = getattr(defaults, name), config.option(name, "")
             if raw == "":
                 continue
             try:
