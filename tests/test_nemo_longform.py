@@ -175,9 +175,15 @@ def test_run_halving_halves_on_oom_and_marks_what_fails_alone() -> None:
             raise RuntimeError("CUDA out of memory. Tried to allocate 2 GiB")
         return [f"r{i}" for i in batch]
 
-    results, smallest = run_halving(list(range(10)), 8, run, lambda e: "out of memory" in str(e))
+    results, halved_to = run_halving(list(range(10)), 8, run, lambda e: "out of memory" in str(e))
     assert results == ["r0", "r1", "r2", "r3", "r4", "r5", "r6", None, "r8", "r9"]
-    assert smallest == 1 and calls[:3] == [8, 4, 2]
+    assert halved_to == 1 and calls[:3] == [8, 4, 2]
+
+
+def test_run_halving_reports_no_halving_when_everything_fits() -> None:
+    calls: list[int] = []
+    results, halved_to = run_halving([1, 2, 3], 8, lambda batch: calls.append(len(batch)) or batch, lambda e: True)
+    assert (results, halved_to, calls) == ([1, 2, 3], None, [3])
 
 
 def test_run_halving_lets_other_errors_through() -> None:

@@ -183,14 +183,14 @@ def run_halving(
     run: Callable[[Sequence[T]], Sequence[R]],
     is_oom: Callable[[BaseException], bool],
     on_oom: Callable[[], None] = lambda: None,
-) -> tuple[list[R | None], int]:
+) -> tuple[list[R | None], int | None]:
     """Run `items` in batches; on out-of-memory halve the batch and retry from the failed one.
 
     Returns one result per item (None where a batch of one still ran out of memory) and
-    the smallest batch size that was used. Errors that are not out-of-memory propagate.
+    the batch size it was halved to (None if it never was). Other errors propagate.
     """
     results: list[R | None] = [None] * len(items)
-    size, smallest, position = max(1, batch_size), max(1, batch_size), 0
+    size, halved_to, position = max(1, min(batch_size, len(items))), None, 0
     while position < len(items):
         batch = items[position:position + size]
         try:
@@ -201,10 +201,8 @@ def run_halving(
             on_oom()
             if size == 1:
                 position += 1  # this item fails in this mode; the caller falls back
-                continue
-            size = max(1, size // 2)
-            smallest = min(smallest, size)
+            size = halved_to = max(1, size // 2)
             continue
         results[position:position + len(batch)] = list(outputs)
         position += len(batch)
-    return results, smallest
+    return results, halved_to

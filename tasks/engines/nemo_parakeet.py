@@ -103,10 +103,10 @@ class NemoParakeet:
             todo = [i for i, trail in enumerate(trails) if words[i] is None and trail[-1] == mode]
             if not todo:
                 continue
-            results, smallest = self._run(mode, [clips[i] for i in todo])
+            results, halved_to = self._run(mode, [clips[i] for i in todo])
             for i, result in zip(todo, results, strict=True):
-                if smallest < self._batch_for(mode):
-                    notes[i][f"{mode}_batch_halved_to"] = str(smallest)
+                if halved_to is not None:
+                    notes[i][f"{mode}_batch_halved_to"] = str(halved_to)
                 if result is not None:
                     words[i] = result
                 elif (fallback := next_mode(mode)) is not None:
@@ -119,31 +119,31 @@ class NemoParakeet:
                     )
         return [self._transcript(w or (), t, n) for w, t, n in zip(words, trails, notes, strict=True)]
 
-    def _run(self, mode: str, clips: Sequence[Clip]) -> tuple[list[tuple[Word, ...] | None], int]:
+    def _run(self, mode: str, clips: Sequence[Clip]) -> tuple[list[tuple[Word, ...] | None], int | None]:
         if mode == "buffered":
             return self._run_buffered(clips)
         with self._local_attention() if mode == "local" else nullcontext():
             order = sorted(range(len(clips)), key=lambda i: -len(clips[i].samples))  # similar lengths share a batch
-            results, smallest = self._halving([clips[i].samples for i in order], self.batch_size)
+            results, halved_to = self._halving([clips[i].samples for i in order], self.batch_size)
         words: list[tuple[Word, ...] | None] = [None] * len(clips)
         for position, index in enumerate(order):
             found = results[position]
             words[index] = None if found is None else _clamp(found, clips[index].duration_s)
-        return words, smallest
+        return words, halved_to
 
-    def _run_buffered(self, clips: Sequence[Clip]) -> tuple[list[tuple[Word, ...] | None], int]:
+    def _run_buffered(self, clips: Sequence[Clip]) -> tuple[list[tuple[Word, ...] | None], int | None]:
         plans = [plan_chunks(len(clip.samples), self.policy) for clip in clips]
         windows = [clip.samples[c.start:c.end] for clip, plan in zip(clips, plans, strict=True) for c in plan]
-        results, smallest = self._halving(windows, self.policy.chunk_batch)
+        results, halved_to = self._halving(windows, self.policy.chunk_batch)
         stitched: list[tuple[Word, ...] | None] = []
         position = 0
         for plan in plans:
             found = results[position:position + len(plan)]
             position += len(plan)
             stitched.append(None if any(r is None for r in found) else stitch_words(plan, found))  # type: ignore[arg-type]
-        return stitched, smallest
+        return stitched, halved_to
 
-    def _halving(self, samples: Sequence[Samples], batch_size: int) -> tuple[list[tuple[Word, ...] | None], int]:
+    def _halving(self, samples: Sequence[Samples], batch_size: int) -> tuple[list[tuple[Word, ...] | None], int | None]:
         return run_halving(samples, batch_size, self._decode, _is_oom, self._empty_cache)
 
     def _decode(self, batch: Sequence[Samples]) -> list[tuple[Word, ...]]:
@@ -179,9 +179,6 @@ class NemoParakeet:
             info["chunking"] = f"{p.chunk_s:g}s chunks, {p.left_s:g}s left, {p.right_s:g}s right"
         text = " ".join(s.text for s in segments)
         return Transcript(text, segments, words, language=self.config.language, info=info)
-
-    def _batch_for(self, mode: str) -> int:
-        return self.policy.chunk_batch if mode == "buffered" else self.batch_size
 
     @property
     def _bytes_per_value(self) -> int:
