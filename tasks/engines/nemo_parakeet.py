@@ -99,7 +99,7 @@ class NemoParakeet:
         trails = [[choose_mode(c.duration_s, free, self.policy, self._bytes_per_value)] for c in clips]
         words: list[tuple[Word, ...] | None] = [None] * len(clips)
         notes: list[dict[str, str]] = [{} for _ in clips]
-        for mode in MODES:
+        for mode in MODES:  # in fallback order: a file that falls back is taken up by a later pass
             todo = [i for i, trail in enumerate(trails) if words[i] is None and trail[-1] == mode]
             if not todo:
                 continue
