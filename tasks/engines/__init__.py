@@ -47,6 +47,10 @@ def load_transcriber(config: EngineConfig) -> Transcriber:
         from tasks.engines.transformers_whisper import TransformersWhisper
 
         return TransformersWhisper(config, model)
+    if config.engine == "nemo":
+        from tasks.engines.nemo_parakeet import NemoParakeet
+
+        return NemoParakeet(config, model, cpu_threads=worker_settings().cpu_threads)
     if config.engine == "fake":
         from tasks.engines.fake import FakeTranscriber
 
