@@ -13,7 +13,6 @@ from pydantic import Field, field_validator
 from tasks.s3 import S3Access, is_s3, parse_s3_uri
 from tasks.sources import MediaSource, open_source
 
-
 LIBRARY_PREFIX = "media-library/"
 
 

@@ -12,8 +12,8 @@ from tasks.engines.base import EngineConfig
 from tasks.manifests import sources_in_run_task
 from tasks.metrics import ShardSummary
 from tasks.records import Shard, StageTimes
-from tasks.s3 import S3Access
 from tasks.reporting import start_progress, update_progress
+from tasks.s3 import S3Access
 from tasks.transcribe import make_batches, transcribe_batch_task
 
 BATCH_FILES = 32

@@ -19,5 +19,5 @@ def subscribe(listener: Listener) -> Callable[[], None]:
 
 def report(event: str, files: int, audio_s: float) -> None:
     """`planned` once with the work to do, then `done` after every batch."""
-    for listener in list(_listeners):
+    for listener in _listeners:
         listener(event, files, audio_s)

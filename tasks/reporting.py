@@ -22,8 +22,8 @@ def run_report(m: RunMetrics) -> str:
         [
             f"# transcribe-all run `{m.run_id}`",
             "",
-            f"**{m.files_ok} ok, {m.files_failed} failed, {m.files_skipped} skipped** of {m.files_total} files;"
-            f" {m.audio_s / 3600:.3f} audio hours in {m.wall_s:,.1f} s wall (RTFx {m.rtfx:,.1f}).",
+            (f"**{m.files_ok} ok, {m.files_failed} failed, {m.files_skipped} skipped** of {m.files_total} files;"
+            f" {m.audio_s / 3600:.3f} audio hours in {m.wall_s:,.1f} s wall (RTFx {m.rtfx:,.1f})."),
             "",
             "| stage | seconds |",
             "|---|---|",
@@ -33,9 +33,9 @@ def run_report(m: RunMetrics) -> str:
             "",
             _quality_line(m),
             "",
-            f"Hardware `{m.hardware}` × {m.workers}: {m.gpu_hours:.4f} GPU hours; cost {_money(m.cost_usd)} on-demand,"
+            (f"Hardware `{m.hardware}` × {m.workers}: {m.gpu_hours:.4f} GPU hours; cost {_money(m.cost_usd)} on-demand,"
             f" {_money(m.spot_cost_usd)} spot; per audio hour {_money(m.cost_per_audio_hour_usd)} on-demand,"
-            f" {_money(m.spot_cost_per_audio_hour_usd)} spot.",
+            f" {_money(m.spot_cost_per_audio_hour_usd)} spot."),
         ]
     )
 

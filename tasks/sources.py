@@ -18,8 +18,7 @@ if TYPE_CHECKING:
 
 # Extensions kept without sniffing. Anything else is kept only if its bytes say media.
 MEDIA_EXTENSIONS = frozenset(
-    ".wav .wave .flac .mp3 .m4a .m4b .aac .ogg .oga .opus .wma .aif .aiff .amr .webm"
-    " .mp4 .m4v .mov .mkv .avi .mpg .mpeg .ts .3gp".split()
+    [".wav", ".wave", ".flac", ".mp3", ".m4a", ".m4b", ".aac", ".ogg", ".oga", ".opus", ".wma", ".aif", ".aiff", ".amr", ".webm", ".mp4", ".m4v", ".mov", ".mkv", ".avi", ".mpg", ".mpeg", ".ts", ".3gp"]
 )
 
 

@@ -21,7 +21,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("TRANSCRIBE_ALL_CACHE_DIR", tempfile.mkdtemp(prefix="transcribe-all-test-cache-"))
 
-import pytest  # noqa: E402
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "moto-secret-never-logged"

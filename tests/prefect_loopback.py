@@ -95,7 +95,10 @@ class LoopbackPrefect:
         """True while the worker has a flow-run process of its own."""
         import psutil
 
-        return bool(psutil.Process(self.workers[name].pid).children(recursive=True))
+        try:
+            return bool(psutil.Process(self.workers[name].pid).children(recursive=True))
+        except psutil.NoSuchProcess:
+            return False
 
     def kill_worker(self, name: str) -> None:
         """SIGKILL the worker and the flow run it executes: a machine lost mid-shard."""

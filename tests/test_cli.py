@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from transcribe_all.cli import main
 from tests.media_factory import build_bad
+from transcribe_all.cli import main
 
 
 @pytest.mark.parametrize(

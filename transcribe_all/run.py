@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -66,15 +65,15 @@ def _summary(m: object, out: str) -> Table:
 
     assert isinstance(m, RunMetrics)
     table = Table(title=f"run {m.run_id}", show_header=False)
-    money = lambda v: "n/a" if v is None else f"${v:,.4f}"  # noqa: E731
+    money = lambda v: "n/a" if v is None else f"${v:,.4f}"
     for label, value in [
         ("files", f"{m.files_ok} ok, {m.files_failed} failed, {m.files_skipped} skipped ({m.files_total} total)"),
         ("audio", f"{m.audio_s / 60:,.2f} min transcribed"),
         ("wall time", f"{m.wall_s:,.1f} s (RTFx {m.rtfx:,.1f})"),
-        ("stages", f"scan {m.scan_s:.1f} s, decode {m.decode_s:.1f} s, inference {m.inference_s:.1f} s, "
-                   f"write {m.write_s:.1f} s"),
-        ("cost", f"{money(m.cost_usd)} on {m.hardware}; per audio hour {money(m.cost_per_audio_hour_usd)}"
-                 f" on-demand, {money(m.spot_cost_per_audio_hour_usd)} spot"),
+        ("stages", (f"scan {m.scan_s:.1f} s, decode {m.decode_s:.1f} s, inference {m.inference_s:.1f} s, "
+                   f"write {m.write_s:.1f} s")),
+        ("cost", (f"{money(m.cost_usd)} on {m.hardware}; per audio hour {money(m.cost_per_audio_hour_usd)}"
+                 f" on-demand, {money(m.spot_cost_per_audio_hour_usd)} spot")),
         ("outputs", f"{out}/manifest, {out}/runs, {out}/transcripts"),
     ]:
         table.add_row(label, value)
