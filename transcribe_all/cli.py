@@ -60,46 +60,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _positive_int(name: str) -> argparse._ActionType:
-    def parse(text: str) -> int:
+def _number(name: str, kind: type[int] | type[float], minimum: float, inclusive: bool = True) -> argparse._ActionType:
+    """An argparse type: a number of `kind` at least (or above) `minimum`, with a one-line error."""
+    noun = "a whole number" if kind is int else "a number"
+
+    def parse(text: str) -> float:
         try:
-            value = int(text)
+            value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+            raise argparse.ArgumentTypeError(f"must be {noun}, got {text!r}") from None
+        if value < minimum or (not inclusive and value == minimum):
+            bound = f"at least {minimum:g}" if inclusive else f"more than {minimum:g}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
         return value
 
     parse.__name__ = name
     return parse
+
+
+def _positive_int(name: str) -> argparse._ActionType:
+    return _number(name, int, 1)
 
 
 def _positive_float(name: str) -> argparse._ActionType:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-        return value
-
-    parse.__name__ = name
-    return parse
+    return _number(name, float, 0.0, inclusive=False)
 
 
 def _fraction(name: str) -> argparse._ActionType:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-        if not 0 <= value:
-            raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-        return value
-
-    parse.__name__ = name
-    return parse
+    return _number(name, float, 0.0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
