@@ -74,6 +74,8 @@ def _summary(m: object, out: str) -> Table:
                    f"write {m.write_s:.1f} s")),
         ("cost", (f"{money(m.cost_usd)} on {m.hardware}; per audio hour {money(m.cost_per_audio_hour_usd)}"
                  f" on-demand, {money(m.spot_cost_per_audio_hour_usd)} spot")),
+        ("quality", f"{m.files_flagged} files flagged; WER canary "
+                    + ("off" if m.canary_wer is None else f"{m.canary_wer:.3f} (threshold {m.canary_threshold})")),
         ("outputs", f"{out}/manifest, {out}/runs, {out}/transcripts"),
     ]:
         table.add_row(label, value)
