@@ -25,8 +25,12 @@ def test_words_return_to_the_clip_that_holds_them() -> None:
     assert pack.offsets == (0.0, 5.0, 9.0) and len(pack.samples) == 16_000 * 11
     words = [Word(0.1, 0.5, " alpha"), Word(3.6, 3.9, " beta"), Word(4.7, 5.4, " gamma"),
              Word(7.0, 7.9, " delta"), Word(9.2, 9.8, " epsilon"), Word(10.5, 11.3, " zeta")]
-    segments = [(Segment(0.0, 11.0, "all"), words)]
-    first, second, third = split_pack(pack, segments, gap_s=1.0, language="en")
+    # the model's segments respect the clip boundaries, so the split is trusted
+    segments = [(Segment(0.1, 3.9, "a b"), words[:2]), (Segment(4.7, 7.9, "g d"), words[2:4]),
+                (Segment(9.2, 11.3, "e z"), words[4:])]
+    split = split_pack(pack, segments, gap_s=1.0, language="en")
+    assert split is not None
+    first, second, third = split
     assert first.text == "alpha beta"  # clip 2 (0–4 s); beta sits in its trailing half-gap
     assert second.text == "gamma delta"  # clip 0 (5–8 s)
     assert third.text == "epsilon zeta"  # clip 1 (9–11 s)
@@ -45,3 +49,6 @@ def test_a_segment_across_a_boundary_or_drifting_words_make_the_split_untrusted(
     assert not split_is_clean(pack, across, gap_s=1.0)
     drifting = [(Segment(0.2, 2.8, "a b"), [Word(0.2, 1.0, " a"), Word(4.5, 5.0, " b")])]
     assert not split_is_clean(pack, drifting, gap_s=1.0)
+    assert split_pack(pack, drifting, gap_s=1.0, language="en") is None  # the caller decodes alone
+    squeezed = [(Segment(4.1, 4.6, "a whole sentence squeezed into half a second"), [Word(4.1, 4.6, " a")])]
+    assert not split_is_clean(pack, squeezed, gap_s=1.0)  # drifted timestamps: too much text for the time

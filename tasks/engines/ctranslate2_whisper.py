@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from tasks.engines.base import EngineConfig, EngineError
-from tasks.engines.packing import build_pack, plan_packs, split_is_clean, split_pack
+from tasks.engines.packing import build_pack, plan_packs, split_pack
 from tasks.records import Clip, Segment, Transcript, Word
 
 log = logging.getLogger(__name__)
@@ -88,10 +88,11 @@ class CTranslate2Whisper:
                 continue  # alone in its window: nothing to split
             pack = build_pack([c.samples for c in clips], indices, GAP_S)
             segments, language = self._decode(pack.samples, word_timestamps=True)
-            if not split_is_clean(pack, segments, GAP_S):
+            split = split_pack(pack, segments, GAP_S, language)
+            if split is None:
                 log.info("packed window of %d clips split unclearly: transcribing them one by one", len(indices))
                 continue  # left None: decoded alone below
-            for index, transcript in zip(indices, split_pack(pack, segments, GAP_S, language), strict=True):
+            for index, transcript in zip(indices, split, strict=True):
                 results[index] = transcript
         for index, clip in enumerate(clips):
             if results[index] is None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from tasks.quality import GuardLimits
 from tasks.records import SAMPLE_RATE, Segment, Transcript, Word
 
 
@@ -62,8 +63,13 @@ def build_pack(clips: Sequence[npt.NDArray[np.float32]], members: Sequence[int],
 
 def split_pack(
     pack: Pack, segments: Sequence[tuple[Segment, Sequence[Word]]], gap_s: float, language: str | None
-) -> list[Transcript]:
-    """One transcript per member, with words and segments on the member's own clock."""
+) -> list[Transcript] | None:
+    """One transcript per member, on the member's own clock; None when the split is not clean.
+
+    None means the caller must transcribe the pack's clips one by one (see `split_is_clean`).
+    """
+    if not split_is_clean(pack, segments, gap_s):
+        return None
     words_of: list[list[list[Word]]] = [[] for _ in pack.members]  # member → segment → words
     for _segment, words in segments:
         per_member: list[list[Word]] = [[] for _ in pack.members]
@@ -88,15 +94,19 @@ def split_pack(
 def split_is_clean(pack: Pack, segments: Sequence[tuple[Segment, Sequence[Word]]], gap_s: float) -> bool:
     """Trust a split only if the model's own segments respect the clips' boundaries.
 
-    Each segment must sit inside one clip's span (± half a gap), and its words must
-    all fall to that clip. Whisper's word times can drift by seconds on repeated
+    Each segment must sit inside one clip's span widened by the silent gap on each side
+    (segment times often run into the silence), its words must all fall to that clip, and
+    its text must fit its time: more characters per second than speech allows (the quality
+    guard's limit) means the timestamps drifted, as they do on a phrase said several times. Whisper's word times can drift by seconds on repeated
     phrases; when they disagree with the segment times, words would leak into a
     neighbouring clip, so the caller transcribes the pack's clips one by one instead.
     """
     for segment, words in segments:
         owner = _owner(pack, (segment.start + segment.end) / 2, gap_s)
-        start, end = pack.offsets[owner] - gap_s / 2, pack.offsets[owner] + pack.durations[owner] + gap_s / 2
+        start, end = pack.offsets[owner] - gap_s, pack.offsets[owner] + pack.durations[owner] + gap_s
         if segment.start < start or segment.end > end:
+            return False
+        if len(segment.text) > GuardLimits().max_chars_per_s * max(segment.end - segment.start, 0.1):
             return False
         if any(_owner(pack, (w.start + w.end) / 2, gap_s) != owner for w in words):
             return False

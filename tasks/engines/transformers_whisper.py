@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from tasks.engines.base import EngineConfig, EngineError
 from tasks.engines.hardware import auto_batch_size, choose_attention, choose_dtype, window_bytes
-from tasks.engines.packing import build_pack, plan_packs, split_pack
+from tasks.engines.packing import Pack, build_pack, plan_packs, split_pack
 from tasks.engines.whisper_tokens import Decoded, Vocabulary, parse_tokens
 from tasks.engines.windows import Span, batches, plan_spans, quietest, stitch
 from tasks.records import SAMPLE_RATE, Clip, Transcript
@@ -92,9 +92,8 @@ class TransformersWhisper:
         windows: list[_Window] = []
         packs = self._packs(clips)
         packed = {index for members in packs for index in members}
-        for members in packs:
-            pack = build_pack([c.samples for c in clips], members, GAP_S)
-            windows.append(_Window(pack.samples, words=True))
+        built = [build_pack([c.samples for c in clips], members, GAP_S) for members in packs]
+        windows.extend(_Window(pack.samples, words=True) for pack in built)
         plans: list[tuple[int, list[Span], int]] = []
         for index, clip in enumerate(clips):
             if index in packed:
@@ -104,22 +103,27 @@ class TransformersWhisper:
             words = self.config.word_timestamps or len(spans) > 1
             windows.extend(_Window(_cut(clip.samples, span), words) for span in spans)
         decoded = self.decode_windows(windows)
-        return self._assemble(clips, packs, plans, decoded)
+        return self._assemble(clips, built, plans, decoded)
 
     def _assemble(
         self,
         clips: Sequence[Clip],
-        packs: list[list[int]],
+        packs: list[Pack],
         plans: list[tuple[int, list[Span], int]],
         decoded: list[Decoded],
     ) -> list[Transcript]:
         results: list[Transcript | None] = [None] * len(clips)
-        for window, members in enumerate(packs):
-            pack = build_pack([c.samples for c in clips], members, GAP_S)
-            for index, transcript in zip(
-                members, split_pack(pack, decoded[window], GAP_S, self._language), strict=True
-            ):
+        unclean: list[int] = []  # clips of packs whose split could leak words: decoded alone below
+        for window, pack in enumerate(packs):
+            split = split_pack(pack, decoded[window], GAP_S, self._language)
+            if split is None:
+                unclean.extend(pack.members)
+                continue
+            for index, transcript in zip(pack.members, split, strict=True):
                 results[index] = transcript
+        alone = self.decode_windows([_Window(clips[i].samples, self.config.word_timestamps) for i in unclean])
+        for index, got in zip(unclean, alone, strict=True):
+            results[index] = _transcript(got, self._language, self.config.word_timestamps)
         for index, spans, first in plans:
             if len(spans) == 1:
                 results[index] = _transcript(decoded[first], self._language, self.config.word_timestamps)
