@@ -23,6 +23,7 @@ from transcribe_all.cli import main
         (["run", "examples/library", "--out", "x", "--shards", "many"], "--shards"),
         (["run", "examples/library", "--out", "x", "--engine", "whisperx"], "--engine"),
         (["run", "examples/library", "--out", "x", "--model", "/no/such/model"], "--model"),
+        (["run", "examples/library", "--out", "x", "--engine", "nemo"], "--model"),  # no silent download
         (["run", "examples/library", "--out", "x", "--hardware", "tpu-v9"], "--hardware"),
         (["run", "examples/library", "--out", "x", "--shards", "2", "--shard-minutes", "5"], "--shards"),
         (["run", "examples/library", "--out", "x", "--beam-size", "-1"], "--beam-size"),

@@ -9,7 +9,8 @@ from tasks.engines.base import ENGINES, EngineConfig, EngineError, Transcriber, 
 
 __all__ = ["ENGINES", "EngineConfig", "EngineError", "Transcriber", "config_hash", "load_transcriber", "resolve_model"]
 
-DEFAULT_HUB_MODELS = {"nemo": "nvidia/parakeet-tdt-0.6b-v3"}
+# Named in the error when an engine has no installed default: the user opts into a download.
+HUB_SUGGESTIONS = {"nemo": "nvidia/parakeet-tdt-0.6b-v3"}
 
 
 def resolve_model(config: EngineConfig) -> str:
@@ -28,9 +29,10 @@ def resolve_model(config: EngineConfig) -> str:
         return str(bundled_whisper_transformers())
     if config.engine == "fake":
         return "fake"
-    if config.engine in DEFAULT_HUB_MODELS:
-        return DEFAULT_HUB_MODELS[config.engine]
-    raise EngineError(f"model: engine {config.engine!r} has no default model; pass --model PATH")
+    # No weights are downloaded unless the user names a hub model.
+    hint = f", or the hub id {HUB_SUGGESTIONS[config.engine]} on a machine that is online" \
+        if config.engine in HUB_SUGGESTIONS else ""
+    raise EngineError(f"model: the {config.engine} engine has no installed default; pass --model PATH{hint}")
 
 
 @lru_cache(maxsize=2)

@@ -1,4 +1,4 @@
-"""Parakeet-TDT (default `nvidia/parakeet-tdt-0.6b-v3`) on NeMo, with long-audio modes.
+"""Parakeet-TDT (e.g. `nvidia/parakeet-tdt-0.6b-v3`, named by the user) on NeMo, with long-audio modes.
 
 NeMo is imported only here: its import costs seconds and most of a GB. The model is
 loaded once per process (`_load_model` is cached), kept in eval mode, and run under
