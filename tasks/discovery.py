@@ -51,6 +51,7 @@ def _inspect(source: MediaSource, listed: SourceFile) -> MediaItem | None:
     except OSError as error:
         return replace(item, error=f"cannot read: {error.strerror or error}")
 
+
 def _sha256(handle: BinaryIO) -> str:
     digest = hashlib.sha256()
     while chunk := handle.read(HASH_CHUNK):

@@ -10,9 +10,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from transcribe_all.cli import EXIT_FILES_FAILED, EXIT_OK, EXIT_RUN_FAILED
 from transcribe_all.settings import prepare_cli_prefect_env, worker_settings
-
-EXIT_OK, EXIT_RUN_FAILED, EXIT_FILES_FAILED = 0, 1, 3
 
 
 def run_in_process(args: argparse.Namespace) -> int:
