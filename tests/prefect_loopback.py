@@ -67,19 +67,19 @@ class LoopbackPrefect:
 
     def prefect(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return subprocess.run([BIN / "prefect", *args], cwd=ROOT, env=self.env, capture_output=True, text=True,
-                              timeout=timeout)
+                              timeout=timeout, check=False)
 
     def deploy_all(self, zombie_within_s: float | None = None) -> None:
         env = {**self.env, "PREFECT": str(BIN / "prefect")}
         for command in (["bash", "deployments/create-work-pools.sh"],):
-            done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+            done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
             assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
         deployed = self.prefect("--no-prompt", "deploy", "--all")
         assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
         if zombie_within_s is not None:
             script = ["python", str(ROOT / "deployments" / "zombie_automation.py"), "--within", str(zombie_within_s)]
             done = subprocess.run([BIN / script[0], *script[1:]], cwd=ROOT, env=self.env, capture_output=True,
-                                  text=True, timeout=120)
+                                  text=True, timeout=120, check=False)
             assert done.returncode == 0, done.stderr[-2000:]
 
     def start_worker(self, name: str, pool: str, limit: int = 1, extra_env: dict[str, str] | None = None) -> None:

@@ -45,7 +45,7 @@ def run_cli(args: list[str], api_url: str, cwd: Path) -> subprocess.CompletedPro
     env = {**os.environ, "PREFECT_API_URL": api_url}
     return subprocess.run(
         [sys.executable, "-m", "transcribe_all.cli", *args], capture_output=True, text=True, env=env, cwd=cwd,
-        timeout=300,
+        timeout=300, check=False,
     )
 
 

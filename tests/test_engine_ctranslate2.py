@@ -9,7 +9,8 @@ import pytest
 
 from tasks.audio import decode_audio, probe_duration
 from tasks.engines import EngineConfig, EngineError, load_transcriber, resolve_model
-from tasks.records import Clip
+from tasks.engines.captions import caption_segments
+from tasks.records import SAMPLE_RATE, Clip, Word
 from tasks.wer import word_error_rate
 from tests.media_factory import spoken_library
 
@@ -74,3 +75,59 @@ def test_silence_gives_empty_text_not_an_error() -> None:
 def test_missing_model_path_names_the_path(tmp_path: Path) -> None:
     with pytest.raises(EngineError, match=f"model: no such file or folder: {tmp_path}/nope"):
         resolve_model(EngineConfig(model=str(tmp_path / "nope")))
+
+
+@pytest.fixture(scope="module")
+def long_file(clips: list[Clip], references: dict[str, str]) -> tuple[Clip, list[tuple[float, float, int]], str]:
+    """The example clips joined 3 times with 0.8-2.5 s pauses (~1.5 min): the clip, each utterance's
+    start, end and reference word count, and the joined reference text."""
+    rng = np.random.default_rng(1)
+    parts: list[np.ndarray] = []
+    utterances: list[tuple[float, float, int]] = []
+    texts: list[str] = []
+    position = 0
+    for _ in range(3):
+        for index in rng.permutation(len(clips)):
+            clip = clips[index]
+            gap = np.zeros(int(rng.uniform(0.8, 2.5) * SAMPLE_RATE), np.float32)
+            utterances.append((position / SAMPLE_RATE, (position + clip.samples.size) / SAMPLE_RATE,
+                               len(references[clip.key].split())))
+            texts.append(references[clip.key])
+            parts += [clip.samples, gap]
+            position += clip.samples.size + gap.size
+    return Clip("long", np.concatenate(parts)), utterances, " ".join(texts)
+
+
+def test_long_file_is_decoded_batched_with_every_utterance_once(
+    long_file: tuple[Clip, list[tuple[float, float, int]], str],
+) -> None:
+    """Windows of one file decoded as a batch: no utterance lost or doubled, cues caption-sized,
+    text as accurate as the sequential decoder's (within noise)."""
+    clip, utterances, reference = long_file
+    assert clip.duration_s > 60
+    batched = load_transcriber(EngineConfig(word_timestamps=True))
+    (got,) = batched.transcribe([clip])
+    assert got.info["decode"] == "batched"
+    heard = [(w.start + w.end) / 2 for w in got.words]
+    counts = [sum(start - 0.5 <= t <= end + 0.5 for t in heard) for start, end, _ in utterances]
+    assert all(0.6 * n <= c <= 1.4 * n for c, (_, _, n) in zip(counts, utterances, strict=True)), counts
+    assert heard == sorted(heard) and sum(counts) == len(heard)
+    assert all(s.end - s.start <= 6.0 + 1e-6 for s in got.segments)
+    assert got.segments[-1].end <= clip.duration_s + 0.01
+    (sequential,) = load_transcriber(EngineConfig(extra=(("long_form", "sequential"),))).transcribe([clip])
+    assert "decode" not in sequential.info
+    assert word_error_rate([reference], [got.text]) <= word_error_rate([reference], [sequential.text]) + 0.05
+
+
+def test_long_form_option_is_checked() -> None:
+    with pytest.raises(ValueError, match="engine option long_form: must be batched or sequential"):
+        load_transcriber(EngineConfig(extra=(("long_form", "fast"),)))
+
+
+def test_captions_keep_every_word_once_and_break_at_sentences_pauses_and_length() -> None:
+    words = [Word(0.0, 0.4, " Hello"), Word(0.5, 0.9, " there."), Word(1.0, 1.3, " New"),
+             Word(2.5, 2.8, " pause"), *(Word(3.0 + i, 3.5 + i, f" w{i}") for i in range(10))]
+    cues = caption_segments(words)
+    assert [c.text for c in cues] == ["Hello there.", "New", "pause w0 w1 w2 w3 w4 w5", "w6 w7 w8 w9"]
+    assert " ".join(c.text for c in cues).split() == [w.word.strip() for w in words]
+    assert all(c.end - c.start <= 6.0 for c in cues)

@@ -349,7 +349,7 @@ def test_cli_runs_s3_to_s3_with_the_default_aws_chain_and_an_endpoint(
     env.pop("TRANSCRIBE_ALL_AWS_CREDENTIALS_BLOCK", None)
     argv = ["run", f"s3://{bucket}/lib", "--out", f"s3://{bucket}/out", "--base-url", "https://h.example"]
     done = subprocess.run([sys.executable, "-m", "transcribe_all.cli", *argv], capture_output=True, text=True,
-                          env=env, cwd=Path(__file__).resolve().parent.parent, timeout=300)
+                          env=env, cwd=Path(__file__).resolve().parent.parent, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = manifest_from_s3(s3, bucket, "out", tmp_path / "manifest")
     assert list(rows["status"]) == ["ok"] and "quick" in rows.loc[0, "text"].lower()

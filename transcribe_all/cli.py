@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _number(name: str, kind: type[int] | type[float], minimum: float, inclusive: bool = True) -> argparse._ActionType:
+def _number(name: str, kind: type[int | float], minimum: float, inclusive: bool = True) -> argparse._ActionType:
     """An argparse type: a number of `kind` at least (or above) `minimum`, with a one-line error."""
     noun = "a whole number" if kind is int else "a number"
 
