@@ -1,7 +1,9 @@
 """transcribe-shard: one worker transcribes one shard, batch by batch.
 
-Each batch lands in the manifest as soon as it is done, so a retried or resumed
-shard only redoes the batches a killed worker had not finished.
+Worker processes decode the shard's files a bounded amount ahead of the model
+(tasks/prefetch.py), so the model does not wait on decoding. Each batch lands in the
+manifest as soon as it is done, so a retried or resumed shard only redoes the
+batches a killed worker had not finished.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ from prefect import flow, get_run_logger
 from tasks.engines.base import EngineConfig
 from tasks.manifests import sources_in_run_task
 from tasks.metrics import ShardSummary
+from tasks.prefetch import DecodeAhead, decode_workers
 from tasks.records import Shard, StageTimes
 from tasks.reporting import start_progress, update_progress
 from tasks.s3 import S3Access
 from tasks.transcribe import make_batches, transcribe_batch_task
+from transcribe_all.settings import worker_settings
 
 BATCH_FILES = 32
 BATCH_AUDIO_S = 600.0
@@ -32,13 +36,15 @@ def transcribe_shard(
     progress = start_progress(f"shard {shard.shard_id}: {len(todo)} files")
     summaries: list[ShardSummary] = []
     batches = make_batches(todo, BATCH_FILES, BATCH_AUDIO_S)
-    for batch_no, batch in enumerate(batches):
-        summaries.append(
-            transcribe_batch_task(
-                batch, shard.shard_id, batch_no, source, out, run_id, engine, config_hash, base_url, access
+    workers = decode_workers(worker_settings().decode_workers)
+    with DecodeAhead(source, [item for batch in batches for item in batch], workers, access) as ahead:
+        for batch_no, batch in enumerate(batches):
+            decoded = ahead.take(batch)  # waits only if decoding fell behind the model
+            summaries.append(
+                transcribe_batch_task(batch, decoded, shard.shard_id, batch_no, out, run_id, engine, config_hash,
+                                      base_url)
             )
-        )
-        update_progress(progress, 100.0 * (batch_no + 1) / len(batches))
+            update_progress(progress, 100.0 * (batch_no + 1) / len(batches))
     update_progress(progress, 100.0)
     return ShardSummary(
         shard.shard_id,

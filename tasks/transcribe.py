@@ -1,6 +1,7 @@
-"""One batch of a shard: decode → transcribe → write outputs, with per-file isolation.
+"""One batch of a shard: transcribe its decoded audio → write outputs, with per-file isolation.
 
-A file that cannot be decoded, or that makes the engine raise, becomes a `failed`
+The audio arrives decoded (`tasks/prefetch.py` decodes ahead in worker processes).
+A file that could not be decoded, or that makes the engine raise, becomes a `failed`
 result with its reason; the rest of the batch carries on. Only an `EngineError`
 (the model itself is unusable) stops the batch.
 """
@@ -11,26 +12,23 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 
-from tasks.audio import MediaError, decode_audio
 from tasks.engines import load_transcriber
 from tasks.engines.base import EngineConfig, EngineError, Transcriber
 from tasks.guarded import QualityOptions, transcribe_guarded
 from tasks.manifests import RunContext, write_part
 from tasks.metrics import ShardSummary, write_stage_times
+from tasks.prefetch import Batch, Decoded
 from tasks.progress import report
 from tasks.records import Clip, FileResult, MediaItem, StageTimes, Transcript
-from tasks.s3 import S3Access
-from tasks.sources import MediaSource, open_source
 from tasks.storage import open_output
 from tasks.transcripts import UnsafePathError, write_transcript_files
-from transcribe_all.settings import worker_settings
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +41,15 @@ class BatchOutcome:
 
 def transcribe_batch(
     items: Sequence[MediaItem],
+    decoded: Sequence[Decoded],
     shard_id: int,
-    source: MediaSource,
     transcriber: Transcriber,
     out: Path,
     ctx: RunContext,
-    decode_workers: int = 2,
     quality: QualityOptions | None = None,  # None: the defaults (VAD on, retry on)
 ) -> BatchOutcome:
+    """Transcribe the batch's decoded clips (a string in `decoded` is a file that failed to decode)."""
     started = time.perf_counter()
-    decoded = decode_items(items, source, decode_workers)
-    decoded_at = time.perf_counter()
     clips = [d for d in decoded if isinstance(d, Clip)]
     # voice-activity detection, quality guards, one safer retry of flagged files (tasks/guarded.py)
     guarded = transcribe_guarded(transcriber, clips, quality or QualityOptions(), run_engine)
@@ -67,24 +63,8 @@ def transcribe_batch(
         share = busy * (got.duration_s / total_audio if isinstance(got, Clip) else 0.0)
         results.append(_settle(item, outcome, shard_id, out, ctx, share))
     written_at = time.perf_counter()
-    times = StageTimes(0.0, decoded_at - started, inferred_at - decoded_at, written_at - inferred_at)
+    times = StageTimes(inference_s=inferred_at - started, write_s=written_at - inferred_at)
     return BatchOutcome(tuple(results), times)
-
-
-def decode_items(items: Sequence[MediaItem], source: MediaSource, workers: int) -> list[Clip | str]:
-    """Decode in parallel (PyAV decodes outside the GIL); an error string per bad file."""
-
-    def decode(item: MediaItem) -> Clip | str:
-        try:
-            with source.local_path(item.locator) as path:
-                return Clip(item.source, decode_audio(path, item.duration_s))
-        except MediaError as error:
-            return str(error)
-        except OSError as error:
-            return f"cannot read: {error.strerror or error}"
-
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        return list(pool.map(decode, items))
 
 
 def run_engine(transcriber: Transcriber, clips: Sequence[Clip]) -> list[Transcript | str]:
@@ -133,10 +113,11 @@ def make_batches(items: Sequence[MediaItem], max_files: int, max_audio_s: float)
     return batches + [current] if current else batches
 
 
-@task(name="transcribe-batch", retries=1, retry_delay_seconds=5)
+# NO_CACHE: the decoded audio is an input; hashing it for a cache key would be wasted work.
+@task(name="transcribe-batch", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
 def transcribe_batch_task(
-    items: list[MediaItem], shard_id: int, batch_no: int, source: str, out: str, run_id: str,
-    engine: EngineConfig, config_hash: str, base_url: str | None = None, access: S3Access | None = None,
+    items: list[MediaItem], decoded: Batch, shard_id: int, batch_no: int, out: str, run_id: str,
+    engine: EngineConfig, config_hash: str, base_url: str | None = None,
 ) -> ShardSummary:
     """Transcribe one batch, ship its transcripts, then append it to the run's manifest as its own part."""
     transcriber = load_transcriber(engine)  # cached: loaded once per worker process
@@ -144,14 +125,14 @@ def transcribe_batch_task(
                      tuple(sorted(transcriber.settings().items())), base_url)
     store = open_output(out)
     out_dir = store.local_root()
-    outcome = transcribe_batch(items, shard_id, open_source(source, access=access), transcriber, out_dir, ctx,
-                               decode_workers=worker_settings().decode_workers or 2,
-                               quality=QualityOptions.from_config(engine))
+    outcome = transcribe_batch(items, decoded.decoded, shard_id, transcriber, out_dir, ctx,
+                               QualityOptions.from_config(engine))
     started = time.perf_counter()
     store.publish(transcript_files(out_dir, outcome.results))  # before the rows that point at them
     name = f"shard-{shard_id:05d}-batch-{batch_no:05d}-{uuid.uuid4().hex[:8]}"
     part = write_part(out_dir, run_id, name, outcome.results, ctx)
-    times = replace(outcome.times, write_s=outcome.times.write_s + time.perf_counter() - started)
+    times = replace(outcome.times, decode_s=decoded.waited_s,
+                    write_s=outcome.times.write_s + time.perf_counter() - started)
     store.publish([*([part] if part else []), write_stage_times(out_dir, run_id, name, times)])
     ok = [r for r in outcome.results if r.status == "ok"]
     report("done", len(outcome.results), sum(r.item.duration_s or 0 for r in outcome.results))
