@@ -17,6 +17,7 @@ from tasks.prefetch import DecodeAhead, decode_workers
 from tasks.records import Shard, StageTimes
 from tasks.reporting import start_progress, update_progress
 from tasks.s3 import S3Access
+from tasks.sources import open_source
 from tasks.transcribe import make_batches, transcribe_batch_task
 from transcribe_all.settings import worker_settings
 
@@ -37,7 +38,8 @@ def transcribe_shard(
     summaries: list[ShardSummary] = []
     batches = make_batches(todo, BATCH_FILES, BATCH_AUDIO_S)
     workers = decode_workers(worker_settings().decode_workers)
-    with DecodeAhead(source, [item for batch in batches for item in batch], workers, access) as ahead:
+    files = open_source(source, access=access)
+    with DecodeAhead(files, [item for batch in batches for item in batch], workers) as ahead:
         for batch_no, batch in enumerate(batches):
             decoded = ahead.take(batch)  # waits only if decoding fell behind the model
             summaries.append(

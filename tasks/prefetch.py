@@ -7,10 +7,13 @@ the model is busy with earlier batches; at most `ahead_s` seconds of audio and
 size. `take(batch)` returns the batch's clips in order and how long it had to
 wait: zero when decoding keeps up, which is the point.
 
-Processes, not threads: decoding holds the GIL for part of each frame, and a
-decoder that crashes (a malformed file can take FFmpeg down) kills only its
-worker. The file that broke a worker is retried alone in a fresh one; if it
-breaks that one too it becomes a failed row, and the other files are decoded again.
+Who does what: a thread per worker in this process gets each file a local path
+(nothing for a folder; a download for S3, so credentials and network stay here),
+then hands the path to a worker process that only decodes it. Processes, not
+threads, decode: PyAV holds the GIL for part of each frame, and a decoder that
+crashes (a malformed file can take FFmpeg down) kills only its worker. A file
+whose worker died is decoded again alone in a fresh process; if that one dies
+too the file is a failed row, and the other files carry on.
 """
 
 from __future__ import annotations
@@ -18,19 +21,20 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 from tasks.audio import MediaError, decode_audio
 from tasks.records import Clip, MediaItem
-from tasks.s3 import S3Access
-from tasks.sources import MediaSource, open_source
+from tasks.sources import MediaSource
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +57,6 @@ def decode_workers(configured: int = 0, cores: int | None = None) -> int:
     return max(1, min(8, (cores or os.cpu_count() or 2) - 1))
 
 
-def decode_item(item: MediaItem, source: MediaSource) -> Decoded:
-    """Decode one file of `source`; a file that cannot be decoded gives its reason."""
-    try:
-        with source.local_path(item.locator) as path:
-            return Clip(item.source, decode_audio(path, item.duration_s))
-    except MediaError as error:
-        return str(error)
-    except OSError as error:
-        return f"cannot read: {error.strerror or error}"
-
-
 @dataclass(frozen=True, slots=True)
 class Batch:
     """Decoded audio for one batch, in the batch's order, and the seconds the consumer waited."""
@@ -77,19 +70,19 @@ class DecodeAhead:
 
     def __init__(
         self,
-        source: str,
+        source: MediaSource,
         items: Sequence[MediaItem],
         workers: int,
-        access: S3Access | None = None,
         ahead_s: float = AHEAD_S,
         ahead_files: int = AHEAD_FILES,
-        decoder: Callable[[MediaItem], Decoded] | None = None,  # module-level, for tests
+        decoder: Decoder | None = None,  # a module-level function, run in the workers (tests)
     ) -> None:
-        self._source, self._access, self._workers = source, access, max(1, workers)
-        self._decoder = decoder
+        self._source, self._workers, self._decoder = source, max(1, workers), decoder
         self._ahead_s, self._ahead_files = ahead_s, ahead_files
         self._upcoming: Iterator[MediaItem] = iter(items)
         self._pending: deque[tuple[MediaItem, Future[Decoded]]] = deque()
+        self._fetchers = ThreadPoolExecutor(self._workers, thread_name_prefix="fetch")
+        self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None  # started with the first file
         self._fill()
 
@@ -103,11 +96,12 @@ class DecodeAhead:
             queued, future = self._pending.popleft()
             if queued.source != item.source:
                 raise ValueError(f"take: expected {queued.source}, got {item.source} (batches out of order)")
-            decoded.append(self._result(item, future))
+            decoded.append(future.result())
             self._fill()
         return Batch(tuple(decoded), time.perf_counter() - started)
 
     def close(self) -> None:
+        self._fetchers.shutdown(wait=True, cancel_futures=True)
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
@@ -127,64 +121,57 @@ class DecodeAhead:
         item = next(self._upcoming, None)
         if item is None:
             return False
-        self._pending.append((item, self._submit(item)))
+        self._pending.append((item, self._fetchers.submit(self._fetch_and_decode, item)))
         return True
 
-    def _submit(self, item: MediaItem) -> Future[Decoded]:
-        if self._pool is None:
-            self._pool = self._start_pool()
-        return self._pool.submit(_decode, item, self._decoder)
-
-    def _result(self, item: MediaItem, future: Future[Decoded]) -> Decoded:
+    def _fetch_and_decode(self, item: MediaItem) -> Decoded:
+        """In a fetch thread: a local path for the file, decoded by a worker process."""
         try:
-            return future.result()
-        except BrokenProcessPool:
-            pass
-        # A worker died: decode this file alone in a fresh pool to see whether it is the cause.
-        log.warning("a decoder process died; retrying %s alone", item.source)
-        self._restart()
-        try:
-            result = self._submit(item).result()
-        except BrokenProcessPool:
-            log.warning("%s crashed the decoder again: failed", item.source)
-            result = WORKER_CRASHED
-            self._restart()
-        self._resubmit_pending()
-        return result
+            with self._source.local_path(item.locator) as path:
+                pool = self._shared_pool()
+                try:
+                    return pool.submit(_decode, item, str(path), self._decoder).result()
+                except BrokenProcessPool:
+                    self._replace_pool(pool)
+                    return self._decode_alone(item, path)
+        except OSError as error:
+            return f"cannot read: {error.strerror or error}"
 
-    def _start_pool(self) -> ProcessPoolExecutor:
-        # forkserver: the parent holds model threads (OpenMP, CUDA) that must not be forked.
-        return ProcessPoolExecutor(self._workers, mp_context=multiprocessing.get_context("forkserver"),
-                                   initializer=_open_source, initargs=(self._source, self._access))
+    def _decode_alone(self, item: MediaItem, path: Path) -> Decoded:
+        """A worker died while it had this file: decode it in a process of its own to know."""
+        log.warning("a decoder process died; decoding %s alone", item.source)
+        with ProcessPoolExecutor(1, mp_context=_CONTEXT) as alone:
+            try:
+                return alone.submit(_decode, item, str(path), self._decoder).result()
+            except BrokenProcessPool:
+                log.warning("%s crashed its decoder again: failed", item.source)
+                return WORKER_CRASHED
 
-    def _restart(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-        self._pool = self._start_pool()
+    def _shared_pool(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(self._workers, mp_context=_CONTEXT)
+            return self._pool
 
-    def _resubmit_pending(self) -> None:
-        """Files the dead pool had not finished are queued again on the new one."""
-        self._pending = deque(
-            (item, future if _finished(future) else self._submit(item)) for item, future in self._pending
-        )
-
-
-def _finished(future: Future[Decoded]) -> bool:
-    return future.done() and not future.cancelled() and future.exception() is None
+    def _replace_pool(self, broken: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._pool is broken:  # the first thread to see the break replaces it
+                self._pool = ProcessPoolExecutor(self._workers, mp_context=_CONTEXT)
+        broken.shutdown(wait=False, cancel_futures=True)
 
 
-# --- in the worker processes -------------------------------------------------------------------
-
-_worker_source: MediaSource | None = None
-
-
-def _open_source(source: str, access: S3Access | None) -> None:
-    global _worker_source
-    _worker_source = open_source(source, access=access)
+# forkserver: this process holds model threads (OpenMP, CUDA) that must not be forked. The workers
+# read no settings or credentials (they get a local path), so a long-lived server is safe.
+_CONTEXT = multiprocessing.get_context("forkserver")
 
 
-def _decode(item: MediaItem, decoder: Decoder | None) -> Decoded:
+def _decode(item: MediaItem, path: str, decoder: Decoder | None) -> Decoded:
+    """In a worker process."""
     if decoder is not None:
         return decoder(item)
-    assert _worker_source is not None, "worker started without its source"
-    return decode_item(item, _worker_source)
+    try:
+        return Clip(item.source, decode_audio(path, item.duration_s))
+    except MediaError as error:
+        return str(error)
+    except OSError as error:
+        return f"cannot read: {error.strerror or error}"

@@ -12,6 +12,7 @@ import pytest
 from tasks.audio import decode_audio, probe_duration
 from tasks.prefetch import WORKER_CRASHED, DecodeAhead, decode_workers
 from tasks.records import Clip, MediaItem
+from tasks.sources import LocalSource
 from tests.media_factory import build_bad
 
 
@@ -31,7 +32,7 @@ def test_clips_come_back_in_order_equal_to_a_direct_decode(example_library: Path
     names = sorted(p.relative_to(example_library).as_posix() for p in example_library.rglob("*") if p.is_file())
     items = _items(example_library, names)
     assert len(items) >= 6
-    with DecodeAhead(str(example_library), items, workers=2) as ahead:
+    with DecodeAhead(LocalSource(example_library), items, workers=2) as ahead:
         first, rest = ahead.take(items[:2]), ahead.take(items[2:])
     decoded = [*first.decoded, *rest.decoded]
     assert [c.key for c in decoded if isinstance(c, Clip)] == names
@@ -46,7 +47,7 @@ def test_a_file_that_cannot_be_decoded_is_its_reason(tmp_path: Path) -> None:
     truncated = next(name for name, why in bad.items() if "truncat" in why)
     path = tmp_path / truncated
     item = MediaItem(truncated, str(path), path.stat().st_size, 0, duration_s=1000.0)  # the header's claim
-    with DecodeAhead(str(tmp_path), [item], workers=1) as ahead:
+    with DecodeAhead(LocalSource(tmp_path), [item], workers=1) as ahead:
         (reason,) = ahead.take([item]).decoded
     assert isinstance(reason, str) and reason.startswith(("truncated", "decode failed"))
 
@@ -67,7 +68,7 @@ def _decoded_so_far(log: Path) -> list[str]:
 def test_prefetch_runs_ahead_but_stays_within_its_bound(tmp_path: Path) -> None:
     log = tmp_path / "decoded.txt"
     items = [MediaItem(f"f{n}", str(log), 1, 0, duration_s=1.0) for n in range(10)]
-    with DecodeAhead(str(tmp_path), items, workers=2, ahead_files=3, decoder=_logging_decoder) as ahead:
+    with DecodeAhead(LocalSource(tmp_path), items, workers=2, ahead_files=3, decoder=_logging_decoder) as ahead:
         deadline = time.monotonic() + 30
         while len(_decoded_so_far(log)) < 3 and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -85,7 +86,7 @@ def test_prefetch_runs_ahead_but_stays_within_its_bound(tmp_path: Path) -> None:
 def test_the_audio_bound_holds_back_long_files_but_never_stalls(tmp_path: Path) -> None:
     log = tmp_path / "decoded.txt"
     items = [MediaItem(f"f{n}", str(log), 1, 0, duration_s=900.0) for n in range(4)]
-    with DecodeAhead(str(tmp_path), items, workers=2, ahead_s=1000.0, decoder=_logging_decoder) as ahead:
+    with DecodeAhead(LocalSource(tmp_path), items, workers=2, ahead_s=1000.0, decoder=_logging_decoder) as ahead:
         time.sleep(1.0)
         assert len(_decoded_so_far(log)) <= 2  # 900 s queued, a second file tips it over 1000 s
         taken = [ahead.take([item]).decoded[0] for item in items]
@@ -96,7 +97,7 @@ def test_a_file_that_kills_its_decoder_fails_alone(tmp_path: Path) -> None:
     log = tmp_path / "decoded.txt"
     names = ["a", "b", "crash", "c", "d", "e"]
     items = [MediaItem(name, str(log), 1, 0, duration_s=1.0) for name in names]
-    with DecodeAhead(str(tmp_path), items, workers=2, decoder=_logging_decoder) as ahead:
+    with DecodeAhead(LocalSource(tmp_path), items, workers=2, decoder=_logging_decoder) as ahead:
         decoded = [*ahead.take(items[:3]).decoded, *ahead.take(items[3:]).decoded]
     assert decoded[2] == WORKER_CRASHED
     assert [d.key for d in decoded if isinstance(d, Clip)] == ["a", "b", "c", "d", "e"]
@@ -104,9 +105,9 @@ def test_a_file_that_kills_its_decoder_fails_alone(tmp_path: Path) -> None:
 
 def test_batches_must_be_taken_in_the_order_given(tmp_path: Path) -> None:
     items = [MediaItem(f"f{n}", str(tmp_path / "log"), 1, 0, duration_s=1.0) for n in range(3)]
-    with DecodeAhead(str(tmp_path), items, workers=1, decoder=_logging_decoder) as ahead:
-        with pytest.raises(ValueError, match="take: expected f0, got f1"):
-            ahead.take(items[1:])
+    with (DecodeAhead(LocalSource(tmp_path), items, workers=1, decoder=_logging_decoder) as ahead,
+          pytest.raises(ValueError, match="take: expected f0, got f1")):
+        ahead.take(items[1:])
 
 
 def test_worker_count_comes_from_the_cores_unless_configured() -> None:

@@ -1,0 +1,382 @@
+"""The throughput suite: this pipeline against what users would run instead, then scan and manifest writer.
+
+    python bench/bench_throughput.py            # ~15 min on 2 CPU cores; writes bench/results/throughput_<machine>.*
+    python bench/bench_throughput.py --quick    # small libraries, a smoke run of every row (~3 min)
+
+Same files, same weights (the bundled tiny.en), same decoding (float32 on CPU, greedy, temperature 0, no
+conditioning on previous text, English), side by side in one run. Every row runs in a fresh process, so
+its peak RSS (the process and its children, sampled every 20 ms, model included) is its own:
+
+- plain loop: faster-whisper `WhisperModel.transcribe(path)` per file, what most users write first;
+- faster-whisper `BatchedInferencePipeline.transcribe(path, batch_size=8)` per file;
+- transformers `pipeline("automatic-speech-recognition", batch_size=8, chunk_length_s=30)` over the list
+  of files (decoded with faster-whisper's PyAV decoder, inside the timed part as for the other rows);
+- transcribe-all: the whole `transcribe-library` flow — scan and hash, plan, decode ahead in worker
+  processes, VAD, packing of short clips / batched windows of long files, quality guards, JSON/SRT/VTT,
+  Parquet manifest, run metrics, WER canary — on a warm Prefect API and a warm model.
+
+Two libraries: `short`, Harvard sentences spoken by espeak-ng in four voices, each under 10 s, MP3 (a
+voicemail or call-snippet archive); `long`, files of several minutes (the sentences read in a row with
+pauses), M4A (lectures, meetings). WER is scored with tasks/wer.py's normaliser against the script.
+
+Then `bench_scan.py` (scan files/s at 1k, 10k, 100k files, cold and incremental) and
+`bench_manifest_writer.py` (peak memory of the manifest merge at 1k, 10k, 100k files) run as they are.
+The PNG has one panel per part. Audio s / wall s is only comparable within one run of this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+ROWS = ("plain loop", "BatchedInferencePipeline", "transformers pipeline", "transcribe-all")
+BATCH = 8
+PAUSE_S = 0.7  # between sentences in the long files
+
+
+# --- libraries ---------------------------------------------------------------------------------
+
+
+def build_short(root: Path, copies: int) -> dict[str, str]:
+    """`copies` × 40 Harvard sentences, each in a different voice and speed per copy, as MP3."""
+    from tests.media_factory import HARVARD, VOICES
+
+    sentences = [line.strip() for line in HARVARD.read_text().splitlines() if line.strip()]
+    references = {}
+    for copy in range(copies):
+        for n, sentence in enumerate(sentences):
+            source = f"call_{copy}_{n:02d}.mp3"
+            _speak(root / source, sentence, VOICES[(n + copy) % len(VOICES)], 140 + 10 * ((n + copy) % 3))
+            references[source] = sentence
+    return references
+
+
+def build_long(root: Path, files: int, sentences_per_file: int) -> dict[str, str]:
+    """Files of `sentences_per_file` sentences read in a row with pauses, one voice each, as M4A."""
+    import numpy as np
+
+    from tasks.audio import decode_audio
+    from tests.media_factory import HARVARD, VOICES, write_audio
+
+    sentences = [line.strip() for line in HARVARD.read_text().splitlines() if line.strip()]
+    rng = random.Random(7)
+    references = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for f in range(files):
+            picked = [rng.choice(sentences) for _ in range(sentences_per_file)]
+            parts = []
+            for n, sentence in enumerate(picked):
+                wav = Path(tmp) / f"{f}_{n}.wav"
+                _speak(wav, sentence, VOICES[f % len(VOICES)], 150)
+                parts += [decode_audio(wav, None), np.zeros(int(16_000 * PAUSE_S), np.float32)]
+            source = f"lecture_{f}.m4a"
+            write_audio(root / source, np.concatenate(parts), 16_000, codec="aac")
+            references[source] = " ".join(picked)
+    return references
+
+
+def _speak(path: Path, text: str, voice: str, speed: int) -> None:
+    from tasks.audio import decode_audio
+    from tests.media_factory import write_audio
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wav = path.with_suffix(".espeak.wav")
+    subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(wav), text], check=True,
+                   capture_output=True)
+    if path.suffix == ".wav":
+        wav.rename(path)
+        return
+    write_audio(path, decode_audio(wav, None), 16_000, codec={".mp3": "libmp3lame"}[path.suffix])
+    wav.unlink()
+
+
+# --- one row, in its own process ----------------------------------------------------------------
+
+
+def run_row(row: str, library: Path, sources: list[str], work: Path) -> dict[str, Any]:
+    """Load (untimed), transcribe every file (timed); return wall seconds and text per source."""
+    kwargs = {"language": "en", "beam_size": 1, "temperature": 0.0, "condition_on_previous_text": False}
+    paths = [str(library / s) for s in sources]
+    extra: dict[str, Any] = {}
+    if row in ("plain loop", "BatchedInferencePipeline"):
+        from faster_whisper import BatchedInferencePipeline, WhisperModel
+
+        from transcribe_all.models import bundled_whisper_ct2
+
+        model = WhisperModel(str(bundled_whisper_ct2()), device="cpu", compute_type="float32")
+        if row == "plain loop":
+            def transcribe(path: str) -> str:
+                return " ".join(s.text.strip() for s in model.transcribe(path, **kwargs)[0])
+        else:
+            batched = BatchedInferencePipeline(model)
+
+            def transcribe(path: str) -> str:
+                return " ".join(s.text.strip() for s in batched.transcribe(path, batch_size=BATCH, **kwargs)[0])
+        started = time.perf_counter()
+        texts = [transcribe(p) for p in paths]
+    elif row == "transformers pipeline":
+        import torch
+        from faster_whisper import decode_audio
+        from transformers import pipeline
+
+        from transcribe_all.models import bundled_whisper_transformers
+
+        asr = pipeline("automatic-speech-recognition", model=str(bundled_whisper_transformers()),
+                       dtype=torch.float32, device="cpu")
+        started = time.perf_counter()
+        inputs = [{"raw": decode_audio(p), "sampling_rate": 16_000} for p in paths]
+        outputs = asr(inputs, batch_size=BATCH, chunk_length_s=30, generate_kwargs={"num_beams": 1})
+        texts = [o["text"].strip() for o in outputs]
+    elif row == "transcribe-all":
+        import pyarrow.dataset as ds
+
+        from flows.transcribe_library import transcribe_library
+        from tasks.engines import EngineConfig, load_transcriber
+
+        load_transcriber(EngineConfig())  # warm, as the other rows' models are
+        (work / "empty").mkdir()
+        transcribe_library(str(work / "empty"), str(work / "warmup"))  # registers the flows with the API
+        started = time.perf_counter()
+        metrics = transcribe_library(str(library), str(work / "out"))
+        wall = time.perf_counter() - started
+        rows = ds.dataset(work / "out" / "manifest", partitioning="hive").to_table(columns=["source", "text"])
+        by_source = {r["source"]: r["text"] or "" for r in rows.to_pylist()}
+        texts = [by_source.get(s, "") for s in sources]
+        extra = {"files_ok": metrics.files_ok, "decode_wait_s": metrics.decode_s,
+                 "inference_s": metrics.inference_s, "write_s": metrics.write_s, "scan_s": metrics.scan_s}
+        return {"wall_s": wall, "texts": texts, **extra}
+    else:
+        raise SystemExit(f"--row: unknown row {row!r}")
+    return {"wall_s": time.perf_counter() - started, "texts": texts}
+
+
+class PeakRss:
+    """Sample the RSS of this process plus its children (decoder workers) every 20 ms."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._me = psutil.Process()
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        import psutil
+
+        while not self._stop.wait(0.02):
+            total = 0
+            for process in [self._me, *self._me.children(recursive=True)]:
+                try:
+                    total += process.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak / 2**20
+
+
+def _child(args: argparse.Namespace) -> int:
+    sampler = PeakRss()
+    sources = json.loads(Path(args.sources).read_text())
+    result = run_row(args.row, Path(args.library), sources, Path(args.work))
+    result["peak_rss_mib"] = sampler.stop()
+    Path(args.result).write_text(json.dumps(result))
+    return 0
+
+
+def measure_row(row: str, library: Path, sources: list[str], tmp: Path, api_url: str) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(dir=tmp, prefix="row-"))
+    (work / "sources.json").write_text(json.dumps(sources))
+    env = {**os.environ, "PREFECT_API_URL": api_url, "PREFECT_LOGGING_LEVEL": "WARNING"}
+    command = [sys.executable, __file__, "--row", row, "--library", str(library), "--sources",
+               str(work / "sources.json"), "--work", str(work), "--result", str(work / "result.json")]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{row} failed:\n{done.stderr[-3000:]}")
+    return dict(json.loads((work / "result.json").read_text()))
+
+
+# --- the suite -----------------------------------------------------------------------------------
+
+
+def asr_table(name: str, references: dict[str, str], library: Path, tmp: Path, api_url: str,
+              rows: tuple[str, ...]) -> tuple[str, list[dict[str, Any]]]:
+    from tasks.audio import probe_duration
+    from tasks.wer import word_error_rate
+
+    sources = sorted(references)
+    refs = [references[s] for s in sources]
+    audio_s = sum(probe_duration(library / s) for s in sources)
+    results = []
+    for row in rows:
+        print(f"[{name}] {row} ...", file=sys.stderr, flush=True)
+        got = measure_row(row, library, sources, tmp, api_url)
+        got |= {"row": row, "audio_s": audio_s, "speed": audio_s / got["wall_s"],
+                "wer": word_error_rate(refs, got["texts"])}
+        results.append(got)
+    loop = next((r for r in results if r["row"] == "plain loop"), results[0])
+    heading = (f"**{name}**: {len(sources)} files, {audio_s / 60:.1f} min of audio "
+               f"({audio_s / len(sources):.1f} s per file on average)")
+    lines = [heading, "",
+             "| | wall s | audio s / wall s | × plain loop | WER | peak RSS MiB |", "|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(f"| {r['row']} | {r['wall_s']:.1f} | {r['speed']:.1f} | {r['speed'] / loop['speed']:.2f} | "
+                     f"{r['wer']:.3f} | {r['peak_rss_mib']:.0f} |")
+    ours = next((r for r in results if r["row"] == "transcribe-all"), None)
+    if ours:
+        stages = (f"transcribe-all stage seconds: scan {ours['scan_s']:.2f}, model waiting on decode "
+                  f"{ours['decode_wait_s']:.2f}, inference {ours['inference_s']:.1f}, write {ours['write_s']:.2f}"
+                  f" ({ours['files_ok']} files ok).")
+        lines += ["", stages]
+    return "\n".join(lines), results
+
+
+def sub_bench(script: str, sizes: str, tmp: Path) -> tuple[str, list[dict[str, Any]]]:
+    """Run bench/<script> as it is; its table and its JSON rows."""
+    print(f"[{script}] sizes {sizes} ...", file=sys.stderr, flush=True)
+    rows_path = tmp / f"{script}.json"
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--sizes", sizes, "--json", str(rows_path)],
+                          capture_output=True, text=True, check=False, cwd=ROOT)
+    if done.returncode != 0:
+        raise RuntimeError(f"{script} failed:\n{done.stderr[-3000:]}")
+    return done.stdout.strip(), json.loads(rows_path.read_text())
+
+
+def chart(path: Path, short: list[dict[str, Any]], long: list[dict[str, Any]], scan: list[dict[str, Any]],
+          writer: list[dict[str, Any]], title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+    ax = axes[0]
+    width = 0.38
+    for offset, (label, results) in zip((-width / 2, width / 2), (("clips < 10 s", short), ("several-minute files", long)),
+                                        strict=True):
+        if not results:
+            continue
+        xs = [i + offset for i in range(len(results))]
+        bars = ax.bar(xs, [r["speed"] for r in results], width, label=label)
+        ax.bar_label(bars, labels=[f"WER {r['wer']:.2f}" for r in results], fontsize=7, rotation=90, padding=2)
+    names = [r["row"] for r in (short or long)]
+    ax.set_xticks(range(len(names)), [n.replace(" ", "\n", 1) for n in names], fontsize=8)
+    ax.set_ylabel("audio seconds per wall second")
+    ax.set_title("ASR throughput (same weights and decoding)")
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    if scan:
+        files = [r["files"] for r in scan]
+        ax.plot(files, [r["cold_files_per_s"] for r in scan], "o-", label="cold (hash + probe)")
+        ax.plot(files, [r["warm_files_per_s"] for r in scan], "s-", label="incremental (unchanged)")
+        ax.axhline(2000, color="grey", linestyle=":", label="target 2,000 files/s")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.legend(fontsize=8)
+    ax.set_xlabel("files")
+    ax.set_ylabel("files per second")
+    ax.set_title("library scan")
+    ax = axes[2]
+    if writer:
+        ax.plot([r["files"] for r in writer], [r["peak_rss_mib"] for r in writer], "o-")
+        ax.set_xscale("log")
+        ax.set_ylim(bottom=0)
+    ax.set_xlabel("files in the run")
+    ax.set_ylabel("peak RSS over baseline, MiB")
+    ax.set_title("manifest merge memory")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small libraries and sizes: a smoke run")
+    parser.add_argument("--short-copies", type=int, default=2, help="× 40 short clips")
+    parser.add_argument("--long-files", type=int, default=3)
+    parser.add_argument("--long-sentences", type=int, default=80, help="sentences per long file (~3.3 s each)")
+    parser.add_argument("--sizes", default="1000,10000,100000", help="scan and manifest sizes")
+    parser.add_argument("--rows", default=",".join(ROWS), help="which ASR rows, comma-separated")
+    parser.add_argument("--skip", default="", help="parts to skip: short,long,scan,writer")
+    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--machine", default=f"{os.cpu_count()}-core CPU", help="for the file name and title")
+    parser.add_argument("--row", help=argparse.SUPPRESS)
+    parser.add_argument("--library", help=argparse.SUPPRESS)
+    parser.add_argument("--sources", help=argparse.SUPPRESS)
+    parser.add_argument("--work", help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.row:
+        return _child(args)
+    if args.quick:
+        args.short_copies, args.long_files, args.long_sentences, args.sizes = 1, 1, 40, "1000,10000"
+    rows = tuple(r.strip() for r in args.rows.split(",") if r.strip())
+    unknown = set(rows) - set(ROWS)
+    if unknown:
+        parser.error(f"--rows: unknown {sorted(unknown)}; choose from {', '.join(ROWS)}")
+    skip = set(filter(None, args.skip.split(",")))
+    os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="bench-prefect-"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    started = datetime.now(UTC)
+    sections: list[str] = []
+    short: list[dict[str, Any]] = []
+    long: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp_name, \
+            prefect_test_harness(server_startup_timeout=120):
+        tmp = Path(tmp_name)
+        api_url = str(PREFECT_API_URL.value())
+        if "short" not in skip:
+            references = build_short(tmp / "short", args.short_copies)
+            table, short = asr_table("Clips under 10 s (MP3)", references, tmp / "short", tmp, api_url, rows)
+            sections.append(table)
+            print(table + "\n", flush=True)
+        if "long" not in skip:
+            references = build_long(tmp / "long", args.long_files, args.long_sentences)
+            table, long = asr_table("Several-minute files (M4A)", references, tmp / "long", tmp, api_url, rows)
+            sections.append(table)
+            print(table + "\n", flush=True)
+        scan_table, scan = sub_bench("bench_scan.py", args.sizes, tmp) if "scan" not in skip else ("", [])
+        writer_table, writer = (sub_bench("bench_manifest_writer.py", args.sizes, tmp) if "writer" not in skip
+                                else ("", []))
+    for table in (scan_table, writer_table):
+        if table:
+            sections.append(table)
+            print(table + "\n", flush=True)
+    machine = f"{args.machine}, {platform.machine()}, Python {platform.python_version()}"
+    title = f"transcribe-all throughput suite — {started:%Y-%m-%d %H:%M} UTC — {machine}"
+    slug = args.machine.lower().replace(" ", "-").replace(",", "")
+    args.results.mkdir(parents=True, exist_ok=True)
+    png = args.results / f"throughput_{slug}{'_quick' if args.quick else ''}.png"
+    chart(png, short, long, scan, writer, title)
+    command = "python bench/bench_throughput.py " + " ".join(sys.argv[1:])
+    took = (datetime.now(UTC) - started).seconds / 60
+    report = "\n\n".join([f"# {title}", f"`{command.strip()}` — took {took:.0f} min. Chart: {png.name}", *sections])
+    png.with_suffix(".md").write_text(report + "\n")
+    print(f"wrote {png.with_suffix('.md')} and {png}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
