@@ -140,7 +140,7 @@ def mark_run(out: Path, run_id: str, flag: str) -> int:
     narrow = pq.ParquetFile(path).iter_batches(ROW_GROUP_ROWS, columns=["status", "shard_id", "quality_flags"])
     marked = sum(_with_flag(batch, flag)[1] for batch in narrow)
     if marked:
-        part = pq.ParquetFile(path, buffer_size=READ_BUFFER_BYTES)
+        part = pq.ParquetFile(path, buffer_size=READ_BUFFER_BYTES, pre_buffer=False)
         with atomic_path(path) as tmp, pq.ParquetWriter(tmp, MANIFEST_SCHEMA, compression="zstd") as writer:
             for batch in part.iter_batches(ROW_GROUP_ROWS):
                 writer.write_batch(_with_flag(conform(batch, MANIFEST_SCHEMA), flag)[0])

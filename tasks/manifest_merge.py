@@ -25,12 +25,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from numpy.typing import NDArray
 
 from tasks.transcripts import atomic_path
 
-ROW_GROUP_ROWS = 10_000  # ~25 MB of 60-second transcripts: bench/bench_manifest_writer.py
+ROW_GROUP_ROWS = 10_000  # ~23 MB of 60-second transcripts in memory; see bench/results/manifest_writer_cpu.md
 READ_BATCH_ROWS = 1_024
-READ_BUFFER_BYTES = 1 << 20  # stream column chunks page by page instead of reading whole chunks
+SPILL_PAGE_BYTES = 64 << 10
+READ_BUFFER_BYTES = 64 << 10  # stream column chunks a page at a time rather than read whole ones
 
 
 def merge_parts(inputs: Sequence[Path], target: Path, schema: pa.Schema, status_order: Sequence[str],
@@ -53,12 +55,11 @@ def merge_parts(inputs: Sequence[Path], target: Path, schema: pa.Schema, status_
 
 
 class _Winners:
-    """The row to keep per source: its part and row, and its place in the sorted output."""
+    """Each source's winning row (part index, row in that part) and its place in the sorted output."""
 
-    def __init__(self, file: np.ndarray, row: np.ndarray) -> None:
-        self.rank = np.arange(len(file))  # the winners come sorted by source
-        by_place = np.lexsort((row, file))
-        self.file, self.row, self.rank = file[by_place], row[by_place], self.rank[by_place]
+    def __init__(self, file: NDArray[np.int32], row: NDArray[np.int64]) -> None:  # given in output order
+        by_part = np.lexsort((row, file))  # so each part's winners are one slice, in reading order
+        self.file, self.row, self.place = file[by_part], row[by_part], np.arange(len(file))[by_part]
 
     def in_file(self, index: int) -> slice:
         return slice(*np.searchsorted(self.file, [index, index + 1]))
@@ -85,18 +86,18 @@ def _pick_winners(inputs: Sequence[Path], schema: pa.Schema, status_order: Seque
 
 
 def _winning_batches(inputs: Sequence[Path], schema: pa.Schema,
-                     winners: _Winners) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
+                     winners: _Winners) -> Iterator[tuple[pa.RecordBatch, NDArray[np.int64]]]:
     """Each part's winning rows, a batch at a time, with their places in the sorted output."""
     for index, path in enumerate(inputs):
         mine = winners.in_file(index)
-        rows, ranks = winners.row[mine], winners.rank[mine]
+        rows, places = winners.row[mine], winners.place[mine]
         if not len(rows):
             continue  # a part that lost every row is not read
         start = 0
-        for batch in pq.ParquetFile(path, buffer_size=READ_BUFFER_BYTES).iter_batches(READ_BATCH_ROWS):
+        for batch in pq.ParquetFile(path).iter_batches(READ_BATCH_ROWS):  # a row group at most: bounded
             lo, hi = np.searchsorted(rows, [start, start + batch.num_rows])
             if hi > lo:
-                yield conform(batch, schema).take(pa.array(rows[lo:hi] - start)), ranks[lo:hi]
+                yield conform(batch, schema).take(pa.array(rows[lo:hi] - start)), places[lo:hi]
             start += batch.num_rows
 
 
@@ -108,27 +109,27 @@ def conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
 
 
 def _write_runs(inputs: Sequence[Path], schema: pa.Schema, winners: _Winners, writer: pq.ParquetWriter,
-                row_group_rows: int) -> np.ndarray:
+                row_group_rows: int) -> NDArray[np.int64]:
     """Write the winners as row groups each sorted by source; each winner's row group, by output place."""
-    run_of = np.empty(len(winners.rank), np.int64)
+    run_of = np.empty(len(winners.place), np.int64)
     held: list[pa.RecordBatch] = []
-    held_ranks: list[np.ndarray] = []
+    held_places: list[NDArray[np.int64]] = []
     runs = 0
 
     def flush() -> None:
         nonlocal runs
-        ranks = np.concatenate(held_ranks)
-        order = np.argsort(ranks)
+        places = np.concatenate(held_places)
+        order = np.argsort(places)
         writer.write_table(pa.Table.from_batches(held, schema).take(pa.array(order)), row_group_size=len(order))
-        run_of[ranks] = runs
+        run_of[places] = runs
         runs += 1
         held.clear()
-        held_ranks.clear()
+        held_places.clear()
 
-    for batch, ranks in _winning_batches(inputs, schema, winners):
+    for batch, places in _winning_batches(inputs, schema, winners):
         held.append(batch)
-        held_ranks.append(ranks)
-        if sum(len(r) for r in held_ranks) >= row_group_rows:
+        held_places.append(places)
+        if sum(len(r) for r in held_places) >= row_group_rows:
             flush()
     if held:
         flush()
@@ -141,7 +142,10 @@ def _spill_and_merge(inputs: Sequence[Path], schema: pa.Schema, winners: _Winner
     os.close(fd)
     spill = Path(name)
     try:
-        with pq.ParquetWriter(spill, schema, compression="lz4") as writer:  # read back once: cheap to decode
+        # Read back once, by one reader per run at a time: cheap to decode, no dictionaries, and small
+        # pages, so each reader holds ~2 MB rather than a 1 MB page and dictionary per text column.
+        with pq.ParquetWriter(spill, schema, compression="lz4", use_dictionary=False,
+                              data_page_size=SPILL_PAGE_BYTES) as writer:
             run_of = _write_runs(inputs, schema, winners, writer, row_group_rows)
         runs = pq.ParquetFile(spill).num_row_groups
         cursors = [_RunCursor(spill, n, max(64, row_group_rows // runs)) for n in range(runs)]
@@ -153,7 +157,7 @@ def _spill_and_merge(inputs: Sequence[Path], schema: pa.Schema, winners: _Winner
         spill.unlink(missing_ok=True)
 
 
-def _interleave(cursors: list[_RunCursor], run_of: np.ndarray) -> pa.Table:
+def _interleave(cursors: list[_RunCursor], run_of: NDArray[np.int64]) -> pa.Table:
     """The next len(run_of) rows of the output: the next few of each sorted run, put in output order."""
     by_run = np.argsort(run_of, kind="stable")  # output places grouped by run, each group ascending
     counts = np.bincount(run_of, minlength=len(cursors))
@@ -167,7 +171,7 @@ class _RunCursor:
     """Reads one sorted run of the spill file front to back, a batch at a time."""
 
     def __init__(self, spill: Path, row_group: int, batch_rows: int) -> None:
-        runs = pq.ParquetFile(spill, buffer_size=READ_BUFFER_BYTES)  # one reader each: they advance apart
+        runs = pq.ParquetFile(spill, buffer_size=READ_BUFFER_BYTES, pre_buffer=False)  # one reader each
         self._batches = runs.iter_batches(batch_rows, row_groups=[row_group])
         self._held = runs.schema_arrow.empty_table()
 
