@@ -16,12 +16,13 @@ columns. With a pool of workers the canary runs where the parent flow runs.
 from __future__ import annotations
 
 import csv
-import io
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from prefect import task
 
@@ -29,11 +30,12 @@ from tasks.audio import MediaError, decode_audio, probe_duration
 from tasks.engines import load_transcriber
 from tasks.engines.base import EngineConfig, Transcriber
 from tasks.guarded import QualityOptions, transcribe_guarded
-from tasks.manifests import MANIFEST_DIR, MANIFEST_SCHEMA, read_manifest
+from tasks.manifest_merge import READ_BUFFER_BYTES, ROW_GROUP_ROWS, conform
+from tasks.manifests import MANIFEST_DIR, MANIFEST_SCHEMA
 from tasks.records import Clip, Transcript
 from tasks.storage import open_output
 from tasks.transcribe import run_engine
-from tasks.transcripts import atomic_write_bytes
+from tasks.transcripts import atomic_path
 from tasks.wer import word_error_rate
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -127,19 +129,34 @@ def score_canary(transcriber: Transcriber, labelled: LabelledSet, options: Quali
 
 
 def mark_run(out: Path, run_id: str, flag: str) -> int:
-    """Add `flag` to the quality flags of every transcribed row of a merged run; how many."""
-    rows = read_manifest(out, run_id=run_id).to_pylist()
-    marked = 0
-    for row in rows:
-        row.pop("run_id")
-        if row["status"] == "ok" and row["shard_id"] >= 0 and flag not in (row["quality_flags"] or []):
-            row["quality_flags"] = [*(row["quality_flags"] or []), flag]
-            marked += 1
+    """Add `flag` to the quality flags of every transcribed row of a merged run; how many.
+
+    Counts on three columns first, then rewrites the part a row group at a time (atomically), so
+    the run's text is never all in memory and an already-marked run is not rewritten.
+    """
+    path = out / MANIFEST_DIR / f"run_id={run_id}" / "part-00000.parquet"
+    if not path.is_file():
+        return 0
+    narrow = pq.ParquetFile(path).iter_batches(ROW_GROUP_ROWS, columns=["status", "shard_id", "quality_flags"])
+    marked = sum(_with_flag(batch, flag)[1] for batch in narrow)
     if marked:
-        buffer = io.BytesIO()
-        pq.write_table(pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA), buffer, compression="zstd")
-        atomic_write_bytes(out / MANIFEST_DIR / f"run_id={run_id}" / "part-00000.parquet", buffer.getvalue())
+        part = pq.ParquetFile(path, buffer_size=READ_BUFFER_BYTES, pre_buffer=False)
+        with atomic_path(path) as tmp, pq.ParquetWriter(tmp, MANIFEST_SCHEMA, compression="zstd") as writer:
+            for batch in part.iter_batches(ROW_GROUP_ROWS):
+                writer.write_batch(_with_flag(conform(batch, MANIFEST_SCHEMA), flag)[0])
     return marked
+
+
+def _with_flag(batch: pa.RecordBatch, flag: str) -> tuple[pa.RecordBatch, int]:
+    """The batch with `flag` added to its ok rows written by a shard (not the planner), and how many."""
+    eligible = pc.and_(pc.equal(batch.column("status"), "ok"), pc.greater_equal(batch.column("shard_id"), 0))
+    flags = batch.column("quality_flags").to_pylist()
+    marked = [n for n in np.flatnonzero(pc.fill_null(eligible, False).to_numpy(zero_copy_only=False))
+              if flag not in (flags[n] or [])]
+    for n in marked:
+        flags[n] = [*(flags[n] or []), flag]
+    column = batch.schema.get_field_index("quality_flags")
+    return batch.set_column(column, "quality_flags", pa.array(flags, batch.schema.field(column).type)), len(marked)
 
 
 @task(name="check-canary-set")

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from prefect import task
 
 from tasks.links import transcript_url
+from tasks.manifest_merge import merge_parts
 from tasks.records import FileResult, Quality
 from tasks.storage import OutputStore, open_output
 from tasks.transcripts import atomic_write_bytes
@@ -160,31 +161,31 @@ STATUS_RANK = {"ok": 0, "skipped": 1, "failed": 2}
 
 @dataclass(frozen=True, slots=True)
 class Merged:
-    table: pa.Table  # the run's rows, one per source
+    rows: int  # the run's rows, one per source
     written: Path | None  # the merged part (None: the run has no rows)
     removed: tuple[Path, ...]  # staged parts folded in and deleted
 
 
 def finalize_run(out: Path, run_id: str) -> Merged:
-    """Merge a run's staged rows into its manifest partition: one row per source, atomically.
+    """Merge a run's staged rows into its manifest partition: one row per source, sorted, atomically.
 
     If a source was written twice (a shard retried while its first attempt was still
-    alive), the ok row wins, then the earliest. Re-running it is harmless.
+    alive), the ok row wins, then the earliest. The merged part replaces the old one
+    only once complete, and staged parts are deleted only after that, so re-running it
+    after a crash anywhere is harmless. Streams: see tasks/manifest_merge.py.
     """
-    staged_files = tuple(sorted((out / STAGING_DIR / f"run_id={run_id}").glob("*.parquet")))
-    parts = [read_manifest(out, run_id=run_id), read_staging(out, run_id=run_id)]
-    rows = [row for part in parts for row in part.to_pylist()]
-    rows.sort(key=lambda r: (r["source"], STATUS_RANK.get(r["status"], 9), r["finished_at"]))
-    unique = [row for n, row in enumerate(rows) if n == 0 or row["source"] != rows[n - 1]["source"]]
-    table = pa.Table.from_pylist([{k: v for k, v in r.items() if k != "run_id"} for r in unique],
-                                 schema=MANIFEST_SCHEMA)
-    written = None
-    if unique:
-        written = out / MANIFEST_DIR / f"run_id={run_id}" / "part-00000.parquet"
-        _write_table(written, table)
-    for path in staged_files:
+    merged = out / MANIFEST_DIR / f"run_id={run_id}"
+    staged = _parts(out / STAGING_DIR / f"run_id={run_id}")
+    target = merged / "part-00000.parquet"
+    rows = merge_parts([*_parts(merged), *staged], target, MANIFEST_SCHEMA, tuple(STATUS_RANK))
+    for path in staged:
         path.unlink(missing_ok=True)
-    return Merged(table, written, staged_files)
+    return Merged(rows, target if rows else None, staged)
+
+
+def _parts(folder: Path) -> tuple[Path, ...]:
+    """The Parquet files a dataset reader would list in `folder` (hidden temp files are not)."""
+    return tuple(sorted(p for p in folder.glob("*.parquet") if not p.name.startswith((".", "_"))))
 
 
 def unfinished_runs(out: Path) -> list[str]:
@@ -251,4 +252,4 @@ def _finalize_and_ship(store: OutputStore, root: Path, run_id: str) -> int:
     if merged.written is not None:
         store.publish([merged.written], keep=True)  # the merged part first, then drop the staged ones
     store.delete([path.relative_to(root).as_posix() for path in merged.removed])
-    return merged.table.num_rows
+    return merged.rows

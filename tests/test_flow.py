@@ -110,7 +110,7 @@ def test_a_retried_shard_only_redoes_what_is_missing(prefect_api: str, library: 
     assert again.files_ok == 6
     third = transcribe_shard(shard, str(library), str(out), "run-x", engine, "cfg")
     assert third.files_ok == 0  # everything is already in this run: nothing twice
-    assert finalize_run(out.resolve(), "run-x").table.num_rows == 6
+    assert finalize_run(out.resolve(), "run-x").rows == 6
     assert Counter(manifest(out)["source"]) == Counter({i.source: 1 for i in items})
     assert not list((out / "_staging").rglob("*.parquet"))
 

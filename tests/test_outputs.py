@@ -91,11 +91,12 @@ def test_merge_keeps_one_row_per_source_preferring_ok(tmp_path: Path) -> None:
     write_part(tmp_path, "r1", "first", [result("a.wav", "s1", "failed"), result("b.wav", "s2")], ctx)
     write_part(tmp_path, "r1", "second", [result("a.wav", "s1"), result("b.wav", "s2")], ctx)  # a zombie's copy
     assert unfinished_runs(tmp_path) == ["r1"]
-    merged = finalize_run(tmp_path, "r1").table.to_pylist()
+    finalize_run(tmp_path, "r1")
+    merged = read_manifest(tmp_path, run_id="r1").to_pylist()
     assert sorted((r["source"], r["status"]) for r in merged) == [("a.wav", "ok"), ("b.wav", "ok")]
     assert unfinished_runs(tmp_path) == []
     write_part(tmp_path, "r1", "late", [result("c.wav", "s3")], ctx)  # a straggler after the merge
-    assert len(finalize_run(tmp_path, "r1").table) == 3
+    assert finalize_run(tmp_path, "r1").rows == 3
 
 
 def test_empty_manifest_reads_as_an_empty_table(tmp_path: Path) -> None:
