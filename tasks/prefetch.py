@@ -21,8 +21,10 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import sys
 import threading
 import time
+import types
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -130,7 +132,7 @@ class DecodeAhead:
             with self._source.local_path(item.locator) as path:
                 pool = self._shared_pool()
                 try:
-                    return pool.submit(_decode, item, str(path), self._decoder).result()
+                    return _submit(pool, item, path, self._decoder).result()
                 except BrokenProcessPool:
                     self._replace_pool(pool)
                     return self._decode_alone(item, path)
@@ -142,7 +144,7 @@ class DecodeAhead:
         log.warning("a decoder process died; decoding %s alone", item.source)
         with ProcessPoolExecutor(1, mp_context=_CONTEXT) as alone:
             try:
-                return alone.submit(_decode, item, str(path), self._decoder).result()
+                return _submit(alone, item, path, self._decoder).result()
             except BrokenProcessPool:
                 log.warning("%s crashed its decoder again: failed", item.source)
                 return WORKER_CRASHED
@@ -163,6 +165,22 @@ class DecodeAhead:
 # forkserver: this process holds model threads (OpenMP, CUDA) that must not be forked. The workers
 # read no settings or credentials (they get a local path), so a long-lived server is safe.
 _CONTEXT = multiprocessing.get_context("forkserver")
+
+
+_SPAWN_LOCK = threading.Lock()
+
+
+def _submit(pool: ProcessPoolExecutor, item: MediaItem, path: Path, decoder: Decoder | None) -> Future[Decoded]:
+    """Submit with the caller's `__main__` hidden: `submit` may start a worker, and multiprocessing
+    re-imports `__main__` in every worker it starts, which would run a script that calls the flow
+    without an `if __name__ == "__main__":` guard all over again. The worker code lives in this module."""
+    with _SPAWN_LOCK:
+        main = sys.modules["__main__"]
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            return pool.submit(_decode, item, str(path), decoder)
+        finally:
+            sys.modules["__main__"] = main
 
 
 def _decode(item: MediaItem, path: str, decoder: Decoder | None) -> Decoded:
