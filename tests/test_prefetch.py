@@ -115,3 +115,30 @@ def test_worker_count_comes_from_the_cores_unless_configured() -> None:
     assert decode_workers(cores=16) == 8
     assert decode_workers(cores=1) == 1
     assert decode_workers(configured=3, cores=16) == 3
+
+
+def test_a_script_without_a_main_guard_is_not_run_again_by_the_decoders(tmp_path: Path, example_library: Path) -> None:
+    """multiprocessing re-imports `__main__` in new processes: an unguarded script would run twice."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    runs = tmp_path / "runs.txt"
+    script.write_text(
+        "from pathlib import Path\n"
+        "from tasks.prefetch import DecodeAhead\n"
+        "from tasks.records import MediaItem\n"
+        "from tasks.sources import LocalSource\n"
+        f"with open({str(runs)!r}, 'a') as log:\n"
+        "    log.write('run\\n')\n"
+        f"path = Path({str(example_library / 'meetings' / 'standup.wav')!r})\n"
+        "item = MediaItem('standup.wav', str(path), path.stat().st_size, 0, duration_s=None)\n"
+        "with DecodeAhead(LocalSource(path.parent), [item], workers=1) as ahead:\n"
+        "    print(type(ahead.take([item]).decoded[0]).__name__)\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False,
+                          cwd=Path(__file__).resolve().parent.parent,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "Clip"
+    assert runs.read_text().split() == ["run"]
