@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 # Packed audio stays inside one 30 s window, with margin for the timestamps. Measured
 # with tiny.en, greedy, on 40 Harvard sentences spoken by espeak-ng in 4 voices
-# (bench/bench_pipeline_vs_loop.py): one clip per window WER 0.403; packed into 28 s
+# (bench_pipeline_vs_loop.py, now bench/bench_throughput.py): one clip per window WER 0.403; packed into 28 s
 # windows 0.229, 20 s 0.244, 14 s 0.254 — a clip alone is the worst case for Whisper.
 WINDOW_S = 28.0
 GAP_S = 1.0  # silence between packed clips
