@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from prefect import task
@@ -131,17 +132,19 @@ def _write_table(path: Path, table: pa.Table) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def read_manifest(out: Path, columns: Iterable[str] | None = None, run_id: str | None = None) -> pa.Table:
-    """Merged rows of every run (or of one): what users read. Empty, with the schema, if none."""
-    return _read(out / MANIFEST_DIR, columns, run_id)
+def read_manifest(out: Path, columns: Iterable[str] | None = None, run_id: str | None = None,
+                  where: pc.Expression | None = None) -> pa.Table:
+    """Merged rows of every run (or of one), optionally filtered: what users read. Empty, with the schema, if none."""
+    return _read(out / MANIFEST_DIR, columns, run_id, where)
 
 
-def read_staging(out: Path, columns: Iterable[str] | None = None, run_id: str | None = None) -> pa.Table:
+def read_staging(out: Path, columns: Iterable[str] | None = None, run_id: str | None = None,
+                 where: pc.Expression | None = None) -> pa.Table:
     """Rows written by shards but not yet merged (a run in progress, or one that died)."""
-    return _read(out / STAGING_DIR, columns, run_id)
+    return _read(out / STAGING_DIR, columns, run_id, where)
 
 
-def _read(root: Path, columns: Iterable[str] | None, run_id: str | None) -> pa.Table:
+def _read(root: Path, columns: Iterable[str] | None, run_id: str | None, where: pc.Expression | None) -> pa.Table:
     schema = MANIFEST_SCHEMA.append(pa.field("run_id", pa.string()))
     wanted = list(columns) if columns is not None else schema.names
     folder = root / f"run_id={run_id}" if run_id is not None else root
@@ -149,9 +152,9 @@ def _read(root: Path, columns: Iterable[str] | None, run_id: str | None) -> pa.T
         return schema.empty_table().select(wanted)
     if run_id is None:
         dataset = ds.dataset(folder, format="parquet", partitioning="hive", schema=schema)
-        return dataset.to_table(columns=wanted)
+        return dataset.to_table(columns=wanted, filter=where)
     table = ds.dataset(folder, format="parquet", schema=MANIFEST_SCHEMA).to_table(
-        columns=[c for c in wanted if c != "run_id"]
+        columns=[c for c in wanted if c != "run_id"], filter=where
     )
     return table.append_column("run_id", pa.array([run_id] * len(table), pa.string())).select(wanted)
 
@@ -205,16 +208,16 @@ class Ledger:
 
 
 def load_ledger(out: Path, config_hash: str, run_id: str) -> Ledger:
-    columns = ["source", "content_sha256", "status", "config_hash", "run_id"]
+    """Only the ok rows of this config are read (the filter runs in Arrow, per row group), so the
+    ledger grows with the library's distinct contents, not with files × nightly runs."""
+    columns = ["content_sha256", "run_id"]
+    wanted = (pc.field("status") == "ok") & (pc.field("config_hash") == config_hash)
     done: dict[str, str] = {}
-    seen: set[str] = set()
-    for table in (read_manifest(out, columns), read_staging(out, columns)):
-        for row in table.to_pylist():
-            if row["run_id"] == run_id:
-                seen.add(row["source"])
-            if row["status"] == "ok" and row["config_hash"] == config_hash:
-                done.setdefault(row["content_sha256"], row["run_id"])
-    return Ledger(done, frozenset(seen))
+    for table in (read_manifest(out, columns, where=wanted), read_staging(out, columns, where=wanted)):
+        for content, ok_in_run in zip(table.column("content_sha256").to_pylist(),
+                                      table.column("run_id").to_pylist(), strict=True):
+            done.setdefault(content, ok_in_run)
+    return Ledger(done, frozenset(sources_in_run(out, run_id)))
 
 
 def sources_in_run(out: Path, run_id: str) -> set[str]:
