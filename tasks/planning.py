@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from tasks.engines import EngineConfig, config_hash, resolve_model
 from tasks.manifests import Ledger, RunContext, load_ledger, write_part
@@ -53,7 +54,8 @@ def plan_run(items: Sequence[MediaItem], ledger: Ledger, run_id: str) -> Plan:
     return Plan(tuple(todo), tuple(settled))
 
 
-@task(name="plan-run", retries=2, retry_delay_seconds=[2, 10])
+# No cache key: hashing every scanned item costs seconds at 100,000 files, and a plan is never reused.
+@task(name="plan-run", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
 def plan_run_task(items: list[MediaItem], out: str, ctx: RunContext, scan_s: float) -> list[MediaItem]:
     """Read the ledger, stage rows for skipped and unreadable files, return the files to do."""
     store = open_output(out)

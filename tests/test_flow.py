@@ -63,6 +63,19 @@ def test_run_writes_manifest_transcripts_and_metrics_then_resumes(prefect_api: s
     assert len(ds.dataset(out / "runs").to_table()) == 4
 
 
+def test_a_rerun_on_an_unchanged_library_reads_no_file(
+    prefect_api: str, library: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    first = transcribe_library(str(library), str(out), engine="fake")
+    opened: list[str] = []
+    monkeypatch.setattr("tasks.discovery._inspect_local", lambda listed: opened.append(listed.source))
+    second = transcribe_library(str(library), str(out), engine="fake")
+    assert (second.files_ok, second.files_skipped, opened) == (0, 6, [])  # hashes from the manifest
+    rows = manifest(out).set_index("run_id").loc[second.run_id]
+    assert set(rows["done_in_run"]) == {first.run_id} and rows["content_sha256"].notna().all()
+
+
 def test_bad_inputs_fail_alone_and_odd_files_succeed(prefect_api: str, tmp_path: Path) -> None:
     root = tmp_path / "library"
     odd = build_odd_valid(root / "odd")
