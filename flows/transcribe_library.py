@@ -36,6 +36,7 @@ from tasks.manifests import finalize_run_task, finalize_unfinished_task
 from tasks.metrics import RunMetrics, record_run_task
 from tasks.planning import new_run_id, plan_run_task, prepare_run_task
 from tasks.reporting import publish_run_report
+from tasks.shard_plans import write_shard_plans_task
 from tasks.sharding import shard_items
 
 
@@ -88,7 +89,8 @@ def transcribe_library(
     todo = plan_run_task(quote(items), out, ctx, (datetime.now(UTC) - scan_started).total_seconds())
     logger.info("run %s: %d files found, %d to transcribe", run_id, len(items), len(todo))
     plan = shard_items(todo, target_s=shard_minutes * 60) if shard_minutes else shard_items(todo, shards or 1)
-    jobs = [ShardJob(shard, source, out, run_id, config, ctx.config_hash, base_url, access) for shard in plan]
+    refs = write_shard_plans_task(quote(plan), out, run_id)  # shards go by reference: parameters are capped
+    jobs = [ShardJob(ref, source, out, run_id, config, ctx.config_hash, base_url, access) for ref in refs]
     failed: list[int] = []
     if pool:
         failed = run_shards_on_pool(pool, jobs, attempts=shard_attempts)

@@ -14,9 +14,10 @@ from tasks.engines.base import EngineConfig
 from tasks.manifests import sources_in_run_task
 from tasks.metrics import ShardSummary
 from tasks.prefetch import DecodeAhead, decode_workers
-from tasks.records import Shard, StageTimes
+from tasks.records import ShardRef, StageTimes
 from tasks.reporting import start_progress, update_progress
 from tasks.s3 import S3Access
+from tasks.shard_plans import read_shard_plan_task
 from tasks.sources import open_source
 from tasks.transcribe import make_batches, transcribe_batch_task
 from transcribe_all.settings import worker_settings
@@ -27,13 +28,14 @@ BATCH_AUDIO_S = 600.0
 
 @flow(name="transcribe-shard", retries=1, retry_delay_seconds=10)
 def transcribe_shard(
-    shard: Shard, source: str, out: str, run_id: str, engine: EngineConfig, config_hash: str,
+    shard: ShardRef, source: str, out: str, run_id: str, engine: EngineConfig, config_hash: str,
     base_url: str | None = None, access: S3Access | None = None,
 ) -> ShardSummary:
     logger = get_run_logger()
+    items = read_shard_plan_task(out, shard).items
     done = sources_in_run_task(out, run_id)
-    todo = [item for item in shard.items if item.source not in done]
-    logger.info("shard %d: %d files, %d already in this run", shard.shard_id, len(todo), len(shard.items) - len(todo))
+    todo = [item for item in items if item.source not in done]
+    logger.info("shard %d: %d files, %d already in this run", shard.shard_id, len(todo), len(items) - len(todo))
     progress = start_progress(f"shard {shard.shard_id}: {len(todo)} files")
     summaries: list[ShardSummary] = []
     batches = make_batches(todo, BATCH_FILES, BATCH_AUDIO_S)

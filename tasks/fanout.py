@@ -18,7 +18,7 @@ from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 
 from tasks.engines.base import EngineConfig
-from tasks.records import Shard
+from tasks.records import ShardRef
 from tasks.s3 import S3Access
 
 SHARD_FLOW = "transcribe-shard"
@@ -31,7 +31,7 @@ def shard_deployment(pool: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ShardJob:
-    shard: Shard
+    shard: ShardRef
     source: str
     out: str
     run_id: str

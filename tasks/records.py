@@ -48,6 +48,20 @@ class Shard:
 
 
 @dataclass(frozen=True, slots=True)
+class ShardRef:
+    """What a shard's flow run is given: its id, a summary for the UI, and where its file list is.
+
+    The list itself is a Parquet file under DIR (tasks/shard_plans.py): Prefect caps a flow
+    run's parameters at 512 KB, about 2,500 files.
+    """
+
+    shard_id: int
+    files: int
+    audio_s: float
+    plan: str  # path of the shard's file list, relative to DIR
+
+
+@dataclass(frozen=True, slots=True)
 class Word:
     start: float
     end: float

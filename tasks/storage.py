@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
+from tasks.transcripts import safe_relative_path
+
 
 class OutputStore(Protocol):
     uri: str
@@ -37,6 +39,10 @@ class OutputStore(Protocol):
         """A local root holding the output's `manifest/`, `_staging/` and `_stages/`, for reading."""
         ...
 
+    def fetch(self, relative: str) -> Path:
+        """A local copy of one file of the output (e.g. a shard's file list), for reading."""
+        ...
+
 
 class LocalOutput:
     """DIR on this machine's disk: written in place."""
@@ -57,6 +63,9 @@ class LocalOutput:
 
     def pull_manifest(self) -> Path:
         return self._root
+
+    def fetch(self, relative: str) -> Path:
+        return self._root / safe_relative_path(relative)
 
 
 def open_output(out: str) -> OutputStore:

@@ -120,5 +120,6 @@ def test_the_cli_exits_non_zero_with_one_line_when_the_canary_fails(prefect_api:
                    Path(__file__).resolve().parent.parent)
     assert done.returncode == 1
     failed = [line for line in done.stderr.splitlines() if "run failed" in line]
-    assert len(failed) == 1 and re.search(r"canary WER \d+\.\d+ FAILED \(threshold 0\.350, 1 files\)", failed[0])
+    assert len(failed) == 1, done.stderr[-3000:]
+    assert re.search(r"canary WER \d+\.\d+ FAILED \(threshold 0\.350, 1 files\)", failed[0]), failed[0]
     assert failed[0].endswith("flagged canary_failed") and "Traceback" not in done.stderr

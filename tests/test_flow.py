@@ -15,6 +15,7 @@ from flows.transcribe_shard import transcribe_shard
 from tasks.engines import EngineConfig
 from tasks.manifests import finalize_run
 from tasks.records import MediaItem, Shard
+from tasks.shard_plans import read_shard_plan, write_shard_plan
 from tests.media_factory import build_bad, build_odd_valid, speech, write_audio
 
 pytestmark = pytest.mark.slow
@@ -111,7 +112,7 @@ def test_a_retried_shard_only_redoes_what_is_missing(prefect_api: str, library: 
 
     out = tmp_path / "out"
     items: list[MediaItem] = scan_library(LocalSource(library))
-    shard = Shard(0, tuple(items))
+    shard = write_shard_plan(out, "run-x", Shard(0, tuple(items)))
     engine = EngineConfig(engine="fake")
     first = transcribe_shard(shard, str(library), str(out), "run-x", engine, "cfg")
     assert first.files_ok == 6
@@ -135,8 +136,8 @@ def test_a_run_whose_parent_died_is_merged_by_the_next(prefect_api: str, library
     out = tmp_path / "out"
     items = scan_library(LocalSource(library))
     # the dead run staged three files, then its parent vanished before merging
-    transcribe_shard(Shard(0, tuple(items[:3])), str(library), str(out), "dead-run", EngineConfig(engine="fake"),
-                     _fake_config_hash())
+    shard = write_shard_plan(out, "dead-run", Shard(0, tuple(items[:3])))
+    transcribe_shard(shard, str(library), str(out), "dead-run", EngineConfig(engine="fake"), _fake_config_hash())
     metrics = transcribe_library(str(library), str(out), engine="fake")
     assert (metrics.files_ok, metrics.files_skipped) == (3, 3)
     rows = manifest(out)
@@ -149,3 +150,21 @@ def _fake_config_hash() -> str:
 
     config = EngineConfig(engine="fake")
     return config_hash(config, resolve_model(config))
+
+
+def test_a_shard_too_big_for_flow_run_parameters_goes_by_reference(prefect_api: str, tmp_path: Path) -> None:
+    """Prefect caps a flow run's parameters at 512 KB: 1,000 files with long paths are over it."""
+    import numpy as np
+
+    library, out = tmp_path / "library", tmp_path / "out"
+    deep = "/".join(["a-rather-long-folder-name-as-archives-have"] * 4)
+    for n in range(1000):
+        samples = np.zeros(1600, np.float32)
+        samples[0] = (n + 1) / 10_000  # every file's bytes differ, or all but one would be duplicates
+        write_audio(library / deep / f"recording-{n:04d}-from-the-archive.wav", samples, 16_000)
+    metrics = transcribe_library(str(library), str(out), engine="fake", canary=None)
+    assert (metrics.files_ok, metrics.files_failed) == (1000, 0)
+    (plan,) = (out / "_plans").rglob("shard-00000.parquet")
+    items = read_shard_plan(plan, 0).items
+    assert len(items) == 1000 and len(repr(items)) > 512 * 1024
+    assert Counter(manifest(out)["source"]).most_common(1)[0][1] == 1
