@@ -23,10 +23,12 @@ def speech(rate: int = 16_000) -> np.ndarray:
     return np.interp(positions, np.arange(len(samples)), samples).astype(np.float32)
 
 
-def write_audio(path: Path, samples: np.ndarray, rate: int, channels: int = 1, codec: str = "pcm_s16le") -> Path:
-    """Write mono `samples` duplicated to `channels` channels."""
+def write_audio(path: Path, samples: np.ndarray, rate: int, channels: int = 1, codec: str = "pcm_s16le",
+                layout: str | None = None) -> Path:
+    """Write mono `samples` duplicated to `channels` channels (or to every channel of `layout`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    layout = {1: "mono", 2: "stereo", 8: "7.1"}[channels]
+    layout = layout or {1: "mono", 2: "stereo", 8: "7.1"}[channels]
+    channels = av.AudioLayout(layout).nb_channels
     data = np.tile((samples * 32767).astype(np.int16), (channels, 1))
     container_format = "wav" if codec.startswith("pcm") else None
     with av.open(str(path), "w", format=container_format) as container:

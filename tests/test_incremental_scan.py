@@ -7,7 +7,6 @@ import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
@@ -122,16 +121,5 @@ def test_wav_formats_ffmpeg_must_count_are_left_to_it(tmp_path: Path) -> None:
 
 
 def write_pcm(path: Path, codec: str, layout: str, rate: int = 22_050) -> Path:
-    channels = av.AudioLayout(layout).nb_channels
-    samples = (np.random.default_rng(0).normal(0, 0.1, (1, int(rate * 1.37) * channels)) * 32767).astype(np.int16)
-    with av.open(str(path), "w", format="wav") as container:
-        stream = container.add_stream(codec, rate=rate, layout=layout)
-        frame = av.AudioFrame.from_ndarray(samples, format="s16", layout=layout)
-        frame.sample_rate = rate
-        resampler = av.AudioResampler(format=stream.format.name, layout=layout, rate=rate)
-        for chunk in resampler.resample(frame) + resampler.resample(None):
-            for packet in stream.encode(chunk):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return path
+    noise = np.random.default_rng(0).normal(0, 0.1, int(rate * 1.37)).clip(-1, 1).astype(np.float32)
+    return write_audio(path, noise, rate, codec=codec, layout=layout)
