@@ -48,8 +48,9 @@ def write_shard_plan(root: Path, run_id: str, shard: Shard) -> ShardRef:
     return ShardRef(shard.shard_id, len(shard.items), shard.audio_s, relative)
 
 
-def read_shard_plan(path: Path, shard_id: int) -> Shard:
-    rows = pq.read_table(path, schema=PLAN_SCHEMA).to_pylist()
+def read_shard_plan(plan: Path | bytes, shard_id: int) -> Shard:
+    """The shard written by `write_shard_plan`, from its file or its bytes."""
+    rows = pq.read_table(io.BytesIO(plan) if isinstance(plan, bytes) else plan, schema=PLAN_SCHEMA).to_pylist()
     return Shard(shard_id, tuple(MediaItem(**row) for row in rows))
 
 

@@ -39,8 +39,8 @@ class OutputStore(Protocol):
         """A local root holding the output's `manifest/`, `_staging/` and `_stages/`, for reading."""
         ...
 
-    def fetch(self, relative: str) -> Path:
-        """A local copy of one file of the output (e.g. a shard's file list), for reading."""
+    def fetch(self, relative: str) -> bytes:
+        """The bytes of one file of the output (e.g. a shard's file list)."""
         ...
 
 
@@ -64,8 +64,8 @@ class LocalOutput:
     def pull_manifest(self) -> Path:
         return self._root
 
-    def fetch(self, relative: str) -> Path:
-        return self._root / safe_relative_path(relative)
+    def fetch(self, relative: str) -> bytes:
+        return (self._root / safe_relative_path(relative)).read_bytes()
 
 
 def open_output(out: str) -> OutputStore:

@@ -71,10 +71,8 @@ class S3Output:
                 atomic_write_bytes(target, self._get(self.location.prefix + relative))
         return self._mirror
 
-    def fetch(self, relative: str) -> Path:
-        target = self._mirror / safe_relative_path(relative)
-        atomic_write_bytes(target, self._get(self.location.key(relative)))
-        return target
+    def fetch(self, relative: str) -> bytes:
+        return self._get(self.location.key(relative))
 
     def _upload(self, path: Path) -> None:
         relative = self._relative(path.resolve())
