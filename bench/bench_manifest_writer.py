@@ -9,7 +9,7 @@ high-water mark is reset first, so imports do not count), then does the same for
 run's planner reads). `--against REV` runs the same children on `tasks/` as of a git
 revision, on a copy of the same staged parts, for a side-by-side figure.
 
-    python bench/bench_manifest_writer.py --sizes 1000 10000 100000 --against 895ed29 --json rows.json
+    python bench/bench_manifest_writer.py --sizes 1000,10000,100000 --against 895ed29 --json rows.json
 """
 
 from __future__ import annotations
@@ -130,7 +130,8 @@ def old_code(rev: str, work: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
+    parser.add_argument("--sizes", type=lambda v: [int(n) for n in v.split(",")], default=[1_000, 10_000, 100_000],
+                        help="comma-separated file counts")
     parser.add_argument("--against", help="also measure tasks/ as of this git revision (the old writer)")
     parser.add_argument("--json", type=Path, help="write the rows (this checkout's writer) as a JSON list")
     parser.add_argument("--child", nargs=3, metavar=("STEP", "OUT", "CODE"), help=argparse.SUPPRESS)

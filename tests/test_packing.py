@@ -49,6 +49,17 @@ def test_a_segment_across_a_boundary_or_drifting_words_make_the_split_untrusted(
     assert not split_is_clean(pack, across, gap_s=1.0)
     drifting = [(Segment(0.2, 2.8, "a b"), [Word(0.2, 1.0, " a"), Word(4.5, 5.0, " b")])]
     assert not split_is_clean(pack, drifting, gap_s=1.0)
-    assert split_pack(pack, drifting, gap_s=1.0, language="en") is None  # the caller decodes alone
+    assert split_pack(pack, drifting, gap_s=1.0, language="en") == [None, None]  # both decoded alone
     squeezed = [(Segment(4.1, 4.6, "a whole sentence squeezed into half a second"), [Word(4.1, 4.6, " a")])]
     assert not split_is_clean(pack, squeezed, gap_s=1.0)  # drifted timestamps: too much text for the time
+    assert split_pack(pack, squeezed, gap_s=1.0, language="en") is None  # so nothing in the window is trusted
+
+
+def test_only_the_clips_a_bad_segment_touches_are_decoded_alone() -> None:
+    clips = [np.ones(16_000 * 3, np.float32) for _ in range(3)]
+    pack = build_pack(clips, [0, 1, 2], gap_s=1.0)  # 0–3 s, 4–7 s, 8–11 s
+    segments = [(Segment(0.2, 6.5, "a b c"), [Word(0.2, 1.0, " a"), Word(1.5, 2.0, " b"), Word(5.0, 6.5, " c")]),
+                (Segment(8.2, 10.5, "d e"), [Word(8.2, 9.0, " d"), Word(9.5, 10.5, " e")])]
+    split = split_pack(pack, segments, gap_s=1.0, language="en")
+    assert split is not None and split[:2] == [None, None]  # run together: no words may leak between them
+    assert split[2] is not None and split[2].text == "d e" and split[2].words[0].start == 0.2

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 WINDOW_S = 28.0
 GAP_S = 1.0  # silence between packed clips
 PACK_MAX_CLIP_S = 20.0  # longer clips gain little from packing: transcribe them alone
+PACK_ROUNDS = 2  # clips of a window that split unclearly are packed once more, then decoded alone
 # The retry of a file the quality guards flagged (see `safer`): beam search, and a window
 # whose text compresses > 2.4× or scores < -1 avg log-prob is decoded again at the next
 # temperature. Whisper's full schedule (0.0 to 1.0 by 0.2, best of 5) cost 6-13× the
@@ -101,19 +102,22 @@ class CTranslate2Whisper:
 
     def transcribe(self, clips: Sequence[Clip]) -> list[Transcript]:
         results: list[Transcript | None] = [None] * len(clips)
-        short = [i for i, c in enumerate(clips) if self.config.pack_short_clips and c.duration_s <= PACK_MAX_CLIP_S]
-        for members in plan_packs([clips[i].duration_s for i in short], WINDOW_S, GAP_S):
-            indices = [short[m] for m in members]
-            if len(indices) == 1:
-                continue  # alone in its window: nothing to split
-            pack = build_pack([c.samples for c in clips], indices, GAP_S)
-            segments, language = self._decode(pack.samples, word_timestamps=True)
-            split = split_pack(pack, segments, GAP_S, language)
-            if split is None:
-                log.info("packed window of %d clips split unclearly: transcribing them one by one", len(indices))
-                continue  # left None: decoded alone below
-            for index, transcript in zip(indices, split, strict=True):
-                results[index] = transcript
+        pending = [i for i, c in enumerate(clips) if self.config.pack_short_clips and c.duration_s <= PACK_MAX_CLIP_S]
+        for _ in range(PACK_ROUNDS):  # a clip whose window split unclearly gets one more, with other neighbours
+            unclear: list[int] = []
+            for members in plan_packs([clips[i].duration_s for i in pending], WINDOW_S, GAP_S):
+                indices = [pending[m] for m in members]
+                if len(indices) == 1:
+                    continue  # alone in its window: decoded alone below
+                pack = build_pack([c.samples for c in clips], indices, GAP_S)
+                segments, language = self._decode(pack.samples, word_timestamps=True)
+                split = split_pack(pack, segments, GAP_S, language) or [None] * len(indices)
+                for index, transcript in zip(indices, split, strict=True):
+                    results[index] = transcript
+                unclear += [index for index, transcript in zip(indices, split, strict=True) if transcript is None]
+            if unclear:
+                log.info("%d packed clips split unclearly: packed again or decoded alone", len(unclear))
+            pending = unclear
         for index, clip in enumerate(clips):
             if results[index] is not None:
                 continue

@@ -63,54 +63,66 @@ def build_pack(clips: Sequence[npt.NDArray[np.float32]], members: Sequence[int],
 
 def split_pack(
     pack: Pack, segments: Sequence[tuple[Segment, Sequence[Word]]], gap_s: float, language: str | None
-) -> list[Transcript] | None:
-    """One transcript per member, on the member's own clock; None when the split is not clean.
+) -> list[Transcript | None] | None:
+    """One transcript per member, on the member's own clock, or None for a member to decode alone.
 
-    None means the caller must transcribe the pack's clips one by one (see `split_is_clean`).
+    A member is trusted only if every segment that touches it is clean and its own (see
+    `segment_is_clean`); a segment that runs across a boundary or whose words fall to two
+    clips marks the clips it touches, and only those, for decoding alone. If any segment
+    holds more text than its time allows, timestamps drifted somewhere in the window, and
+    the whole pack is distrusted (None).
     """
-    if not split_is_clean(pack, segments, gap_s):
-        return None
+    untrusted: set[int] = set()
+    for segment, words in segments:
+        if _too_much_text(segment):
+            return None
+        if not segment_is_clean(pack, segment, words, gap_s):
+            untrusted |= _touched(pack, segment, words, gap_s)
     words_of: list[list[list[Word]]] = [[] for _ in pack.members]  # member → segment → words
-    for _segment, words in segments:
-        per_member: list[list[Word]] = [[] for _ in pack.members]
-        for word in words:
-            member = _owner(pack, (word.start + word.end) / 2, gap_s)
-            start = pack.offsets[member]
-            duration = pack.durations[member]
-            per_member[member].append(
-                Word(
-                    _clamp(word.start - start, duration),
-                    _clamp(word.end - start, duration),
-                    word.word,
-                    word.probability,
-                )
-            )
-        for member, found in enumerate(per_member):
-            if found:
-                words_of[member].append(found)
-    return [_transcript(groups, language) for groups in words_of]
+    for segment, words in segments:
+        member = _owner(pack, (segment.start + segment.end) / 2, gap_s)
+        if member in untrusted or not words:
+            continue
+        start, duration = pack.offsets[member], pack.durations[member]
+        words_of[member].append(
+            [Word(_clamp(w.start - start, duration), _clamp(w.end - start, duration), w.word, w.probability)
+             for w in words]
+        )
+    return [None if member in untrusted else _transcript(groups, language) for member, groups in enumerate(words_of)]
 
 
 def split_is_clean(pack: Pack, segments: Sequence[tuple[Segment, Sequence[Word]]], gap_s: float) -> bool:
-    """Trust a split only if the model's own segments respect the clips' boundaries.
+    """Every segment clean: the whole window splits without a clip decoded alone."""
+    return all(not _too_much_text(s) and segment_is_clean(pack, s, w, gap_s) for s, w in segments)
 
-    Each segment must sit inside one clip's span widened by the silent gap on each side
-    (segment times often run into the silence), its words must all fall to that clip, and
-    its text must fit its time: more characters per second than speech allows (the quality
-    guard's limit) means the timestamps drifted, as they do on a phrase said several times. Whisper's word times can drift by seconds on repeated
-    phrases; when they disagree with the segment times, words would leak into a
-    neighbouring clip, so the caller transcribes the pack's clips one by one instead.
+
+def segment_is_clean(pack: Pack, segment: Segment, words: Sequence[Word], gap_s: float) -> bool:
+    """Trust a segment only if it respects the clips' boundaries.
+
+    It must sit inside one clip's span widened by the silent gap on each side (segment
+    times often run into the silence), and its words must all fall to that clip. Whisper
+    sometimes runs two clips into one segment, and its word times can drift by seconds on
+    repeated phrases; either way words would leak into a neighbouring clip.
     """
-    for segment, words in segments:
-        owner = _owner(pack, (segment.start + segment.end) / 2, gap_s)
-        start, end = pack.offsets[owner] - gap_s, pack.offsets[owner] + pack.durations[owner] + gap_s
-        if segment.start < start or segment.end > end:
-            return False
-        if len(segment.text) > GuardLimits().max_chars_per_s * max(segment.end - segment.start, 0.1):
-            return False
-        if any(_owner(pack, (w.start + w.end) / 2, gap_s) != owner for w in words):
-            return False
-    return True
+    owner = _owner(pack, (segment.start + segment.end) / 2, gap_s)
+    start, end = pack.offsets[owner] - gap_s, pack.offsets[owner] + pack.durations[owner] + gap_s
+    if segment.start < start or segment.end > end:
+        return False
+    return all(_owner(pack, (w.start + w.end) / 2, gap_s) == owner for w in words)
+
+
+def _too_much_text(segment: Segment) -> bool:
+    """More characters per second than speech allows (the quality guard's limit): drifted timestamps,
+    as on a phrase said several times."""
+    return len(segment.text) > GuardLimits().max_chars_per_s * max(segment.end - segment.start, 0.1)
+
+
+def _touched(pack: Pack, segment: Segment, words: Sequence[Word], gap_s: float) -> set[int]:
+    """The clips a segment overlaps in time or hands words to."""
+    touched = {_owner(pack, (w.start + w.end) / 2, gap_s) for w in words}
+    touched |= {m for m, (start, duration) in enumerate(zip(pack.offsets, pack.durations, strict=True))
+                if segment.start < start + duration and segment.end > start}
+    return touched | {_owner(pack, (segment.start + segment.end) / 2, gap_s)}
 
 
 def _owner(pack: Pack, t: float, gap_s: float) -> int:

@@ -115,11 +115,10 @@ class TransformersWhisper:
         results: list[Transcript | None] = [None] * len(clips)
         unclean: list[int] = []  # clips of packs whose split could leak words: decoded alone below
         for window, pack in enumerate(packs):
-            split = split_pack(pack, decoded[window], GAP_S, self._language)
-            if split is None:
-                unclean.extend(pack.members)
-                continue
+            split = split_pack(pack, decoded[window], GAP_S, self._language) or [None] * len(pack.members)
             for index, transcript in zip(pack.members, split, strict=True):
+                if transcript is None:
+                    unclean.append(index)
                 results[index] = transcript
         alone = self.decode_windows([_Window(clips[i].samples, self.config.word_timestamps) for i in unclean])
         for index, got in zip(unclean, alone, strict=True):
