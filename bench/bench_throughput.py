@@ -286,6 +286,8 @@ def chart(path: Path, short: list[dict[str, Any]], long: list[dict[str, Any]], s
         ax.bar_label(bars, labels=[f"WER {r['wer']:.2f}" for r in results], fontsize=7, rotation=90, padding=2)
     names = [r["row"] for r in (short or long)]
     ax.set_xticks(range(len(names)), [n.replace(" ", "\n", 1) for n in names], fontsize=8)
+    tallest = max((r["speed"] for r in short + long), default=1.0)
+    ax.set_ylim(top=tallest * 1.3)  # room for the WER labels
     ax.set_ylabel("audio seconds per wall second")
     ax.set_title("ASR throughput (same weights and decoding)")
     ax.legend(fontsize=8)
