@@ -51,7 +51,7 @@ class RunMetrics:
     wall_s: float
     rtfx: float
     scan_s: float
-    decode_s: float
+    decode_s: float  # the model waiting on decoded audio (decoding itself runs ahead, see tasks/prefetch.py)
     inference_s: float
     write_s: float
     hardware: str

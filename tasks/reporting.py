@@ -27,7 +27,8 @@ def run_report(m: RunMetrics) -> str:
             "",
             "| stage | seconds |",
             "|---|---|",
-            *(f"| {name} | {getattr(m, name + '_s'):,.2f} |" for name in ("scan", "decode", "inference", "write")),
+            *(f"| {label} | {getattr(m, name + '_s'):,.2f} |" for name, label in
+              (("scan", "scan"), ("decode", "waiting on decode"), ("inference", "inference"), ("write", "write"))),
             "",
             f"Engine `{m.engine}`, model `{m.model}`, config `{m.config_hash}`.",
             "",

@@ -69,7 +69,7 @@ def _summary(m: object, out: str) -> Table:
         ("files", f"{m.files_ok} ok, {m.files_failed} failed, {m.files_skipped} skipped ({m.files_total} total)"),
         ("audio", f"{m.audio_s / 60:,.2f} min transcribed"),
         ("wall time", f"{m.wall_s:,.1f} s (RTFx {m.rtfx:,.1f})"),
-        ("stages", (f"scan {m.scan_s:.1f} s, decode {m.decode_s:.1f} s, inference {m.inference_s:.1f} s, "
+        ("stages", (f"scan {m.scan_s:.1f} s, waiting on decode {m.decode_s:.1f} s, inference {m.inference_s:.1f} s, "
                    f"write {m.write_s:.1f} s")),
         ("cost", (f"{money(m.cost_usd)} on {m.hardware}; per audio hour {money(m.cost_per_audio_hour_usd)}"
                  f" on-demand, {money(m.spot_cost_per_audio_hour_usd)} spot")),
