@@ -91,11 +91,6 @@ def split_pack(
     return [None if member in untrusted else _transcript(groups, language) for member, groups in enumerate(words_of)]
 
 
-def split_is_clean(pack: Pack, segments: Sequence[tuple[Segment, Sequence[Word]]], gap_s: float) -> bool:
-    """Every segment clean: the whole window splits without a clip decoded alone."""
-    return all(not _too_much_text(s) and segment_is_clean(pack, s, w, gap_s) for s, w in segments)
-
-
 def segment_is_clean(pack: Pack, segment: Segment, words: Sequence[Word], gap_s: float) -> bool:
     """Trust a segment only if it respects the clips' boundaries.
 
