@@ -35,7 +35,7 @@ WORDS_PER_FILE, SEGMENTS_PER_FILE = 150, 10
 def stage_run(out: Path, files: int, seed: int = 0) -> int:
     """Stage `files` rows as shards do; the number of staged parts."""
     sys.path.insert(0, str(ROOT))
-    from tasks.manifests import RunContext, write_part
+    from tasks.output.manifests import RunContext, write_part
     from tasks.records import FileResult, MediaItem, Quality, Segment, Transcript
 
     rng = random.Random(seed)
@@ -91,8 +91,8 @@ def child(step: str, out: Path, code: Path) -> None:
     sys.path.insert(0, str(code))
     import gc
 
-    from tasks.canary import mark_run
-    from tasks.manifests import MANIFEST_DIR, finalize_run, load_ledger
+    from tasks.output.manifests import MANIFEST_DIR, finalize_run, load_ledger
+    from tasks.quality.canary import mark_run
 
     gc.collect()
     if step == "merge":

@@ -98,10 +98,10 @@ def measure(library: Path, out: Path) -> dict[str, float]:
     """Cold scan, manifest written, warm scan: run in a child process so peak RSS is this size's."""
     import pyarrow.parquet as pq
 
-    from tasks.discovery import previous_scan, scan_library
-    from tasks.manifests import MANIFEST_DIR, RunContext, to_table
+    from tasks.media.scan import previous_scan, scan_library
+    from tasks.media.sources import LocalSource
+    from tasks.output.manifests import MANIFEST_DIR, RunContext, to_table
     from tasks.records import FileResult
-    from tasks.sources import LocalSource
 
     started = time.perf_counter()
     cold = scan_library(LocalSource(library), previous_scan(out))

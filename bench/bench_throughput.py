@@ -18,7 +18,7 @@ its peak RSS (the process and its children, sampled every 20 ms, model included)
 
 Two libraries: `short`, Harvard sentences spoken by espeak-ng in four voices, each under 10 s, MP3 (a
 voicemail or call-snippet archive); `long`, files of several minutes (the sentences read in a row with
-pauses), M4A (lectures, meetings). WER is scored with tasks/wer.py's normaliser against the script.
+pauses), M4A (lectures, meetings). WER is scored with tasks/quality/wer.py's normaliser against the script.
 
 Then `bench_scan.py` (scan files/s at 1k, 10k, 100k files, cold and incremental) and
 `bench_manifest_writer.py` (peak memory of the manifest merge at 1k, 10k, 100k files) run as they are.
@@ -71,7 +71,7 @@ def build_long(root: Path, files: int, sentences_per_file: int) -> dict[str, str
     """Files of `sentences_per_file` sentences read in a row with pauses, one voice each, as M4A."""
     import numpy as np
 
-    from tasks.audio import decode_audio
+    from tasks.media.audio import decode_audio
     from tests.media_factory import HARVARD, VOICES, write_audio
 
     sentences = [line.strip() for line in HARVARD.read_text().splitlines() if line.strip()]
@@ -92,7 +92,7 @@ def build_long(root: Path, files: int, sentences_per_file: int) -> dict[str, str
 
 
 def _speak(path: Path, text: str, voice: str, speed: int) -> None:
-    from tasks.audio import decode_audio
+    from tasks.media.audio import decode_audio
     from tests.media_factory import write_audio
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -226,8 +226,8 @@ def measure_row(row: str, library: Path, sources: list[str], tmp: Path, api_url:
 
 def asr_table(name: str, references: dict[str, str], library: Path, tmp: Path, api_url: str,
               rows: tuple[str, ...]) -> tuple[str, list[dict[str, Any]]]:
-    from tasks.audio import probe_duration
-    from tasks.wer import word_error_rate
+    from tasks.media.audio import probe_duration
+    from tasks.quality.wer import word_error_rate
 
     sources = sorted(references)
     refs = [references[s] for s in sources]

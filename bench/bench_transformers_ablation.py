@@ -197,7 +197,7 @@ def _make_runner(loader: str, model: str, device: str, dtype: str, attention: st
 
 
 def _load_clips(inputs: list[str]):  # type: ignore[no-untyped-def]
-    from tasks.audio import decode_audio
+    from tasks.media.audio import decode_audio
 
     files: list[Path] = []
     for item in map(Path, inputs):

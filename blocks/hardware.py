@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect.blocks.core import Block
 from pydantic import Field
 
-from tasks.pricing import Pricing, builtin_profile
+from tasks.planning.pricing import Pricing, builtin_profile
 
 
 class HardwareProfile(Block):

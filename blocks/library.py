@@ -10,8 +10,8 @@ from __future__ import annotations
 from prefect.blocks.core import Block
 from pydantic import Field, field_validator
 
-from tasks.s3 import S3Access, is_s3, parse_s3_uri
-from tasks.sources import MediaSource, open_source
+from tasks.media.s3 import S3Access, is_s3, parse_s3_uri
+from tasks.media.sources import MediaSource, open_source
 
 LIBRARY_PREFIX = "media-library/"
 

@@ -2,7 +2,7 @@
 
 Reads top to bottom: prepare (and check the canary set) → merge what dead runs left →
 scan → plan (skip what is done) → shard → run the shards → merge the manifest → WER
-canary (tasks/canary.py) → record metrics → publish → fail if shards or the canary did.
+canary (tasks/quality/canary.py) → record metrics → publish → fail if shards or the canary did.
 With no `pool` the shards run here, one after another, as child flow runs (the
 CLI's one-machine path); with a pool each shard is a `transcribe-shard/<pool>`
 deployment run that the pool's workers pick up.
@@ -19,7 +19,17 @@ from prefect.utilities.annotations import quote
 from blocks.hardware import resolve_pricing
 from blocks.library import resolve_library
 from flows.transcribe_shard import transcribe_shard
-from tasks.canary import (
+from tasks.engines.base import EngineConfig
+from tasks.media.scan import scan_library_task
+from tasks.output.links import check_base_url
+from tasks.output.manifests import finalize_run_task, finalize_unfinished_task
+from tasks.output.metrics import RunMetrics, record_run_task
+from tasks.output.reporting import publish_run_report
+from tasks.output.shard_plans import write_shard_plans_task
+from tasks.planning.fanout import ShardJob, run_shards_on_pool
+from tasks.planning.plan import new_run_id, plan_run_task, prepare_run_task
+from tasks.planning.sharding import shard_items
+from tasks.quality.canary import (
     CANARY_FAILED,
     DEFAULT_THRESHOLD,
     SHIPPED,
@@ -28,16 +38,6 @@ from tasks.canary import (
     resolve_canary_task,
     run_canary_task,
 )
-from tasks.discovery import scan_library_task
-from tasks.engines.base import EngineConfig
-from tasks.fanout import ShardJob, run_shards_on_pool
-from tasks.links import check_base_url
-from tasks.manifests import finalize_run_task, finalize_unfinished_task
-from tasks.metrics import RunMetrics, record_run_task
-from tasks.planning import new_run_id, plan_run_task, prepare_run_task
-from tasks.reporting import publish_run_report
-from tasks.shard_plans import write_shard_plans_task
-from tasks.sharding import shard_items
 
 
 class ShardsFailed(RuntimeError):

@@ -1,7 +1,7 @@
 """transcribe-shard: one worker transcribes one shard, batch by batch.
 
 Worker processes decode the shard's files a bounded amount ahead of the model
-(tasks/prefetch.py), so the model does not wait on decoding. Each batch lands in the
+(tasks/media/prefetch.py), so the model does not wait on decoding. Each batch lands in the
 manifest as soon as it is done, so a retried or resumed shard only redoes the
 batches a killed worker had not finished.
 """
@@ -11,14 +11,14 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 
 from tasks.engines.base import EngineConfig
-from tasks.manifests import sources_in_run_task
-from tasks.metrics import ShardSummary
-from tasks.prefetch import DecodeAhead, decode_workers
+from tasks.media.prefetch import DecodeAhead, decode_workers
+from tasks.media.s3 import S3Access
+from tasks.media.sources import open_source
+from tasks.output.manifests import sources_in_run_task
+from tasks.output.metrics import ShardSummary
+from tasks.output.reporting import start_progress, update_progress
+from tasks.output.shard_plans import read_shard_plan_task
 from tasks.records import ShardRef, StageTimes
-from tasks.reporting import start_progress, update_progress
-from tasks.s3 import S3Access
-from tasks.shard_plans import read_shard_plan_task
-from tasks.sources import open_source
 from tasks.transcribe import make_batches, transcribe_batch_task
 from transcribe_all.settings import worker_settings
 

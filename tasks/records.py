@@ -51,7 +51,7 @@ class Shard:
 class ShardRef:
     """What a shard's flow run is given: its id, a summary for the UI, and where its file list is.
 
-    The list itself is a Parquet file under DIR (tasks/shard_plans.py): Prefect caps a flow
+    The list itself is a Parquet file under DIR (tasks/output/shard_plans.py): Prefect caps a flow
     run's parameters at 512 KB, about 2,500 files.
     """
 
@@ -78,7 +78,7 @@ class Segment:
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """One decode of a file that the quality guards looked at (see `tasks/quality.py`)."""
+    """One decode of a file that the quality guards looked at (see `tasks/quality/guards.py`)."""
 
     decode: str  # "default", or "safer" for the retry
     flags: tuple[str, ...]

@@ -1,6 +1,6 @@
 """One batch of a shard: transcribe its decoded audio → write outputs, with per-file isolation.
 
-The audio arrives decoded (`tasks/prefetch.py` decodes ahead in worker processes).
+The audio arrives decoded (`tasks/media/prefetch.py` decodes ahead in worker processes).
 A file that could not be decoded, or that makes the engine raise, becomes a `failed`
 result with its reason; the rest of the batch carries on. Only an `EngineError`
 (the model itself is unusable) stops the batch.
@@ -21,14 +21,14 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.engines import load_transcriber
 from tasks.engines.base import EngineConfig, EngineError, Transcriber
-from tasks.guarded import QualityOptions, transcribe_guarded
-from tasks.manifests import RunContext, write_part
-from tasks.metrics import ShardSummary, write_stage_times
-from tasks.prefetch import Batch, Decoded
+from tasks.media.prefetch import Batch, Decoded
+from tasks.output.manifests import RunContext, write_part
+from tasks.output.metrics import ShardSummary, write_stage_times
+from tasks.output.storage import open_output
+from tasks.output.transcripts import UnsafePathError, write_transcript_files
 from tasks.progress import report
+from tasks.quality.guarded import QualityOptions, transcribe_guarded
 from tasks.records import Clip, FileResult, MediaItem, StageTimes, Transcript
-from tasks.storage import open_output
-from tasks.transcripts import UnsafePathError, write_transcript_files
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def transcribe_batch(
     """Transcribe the batch's decoded clips (a string in `decoded` is a file that failed to decode)."""
     started = time.perf_counter()
     clips = [d for d in decoded if isinstance(d, Clip)]
-    # voice-activity detection, quality guards, one safer retry of flagged files (tasks/guarded.py)
+    # voice-activity detection, quality guards, one safer retry of flagged files (tasks/quality/guarded.py)
     guarded = transcribe_guarded(transcriber, clips, quality or QualityOptions(), run_engine)
     outputs = dict(zip((c.key for c in clips), guarded, strict=True))
     inferred_at = time.perf_counter()

@@ -90,7 +90,7 @@ def moto_url() -> Iterator[str]:
 
 @pytest.fixture
 def s3(moto_url: str) -> object:
-    from tasks.s3 import S3Access, s3_client
+    from tasks.media.s3 import S3Access, s3_client
 
     return s3_client(S3Access(endpoint_url=moto_url))
 

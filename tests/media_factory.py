@@ -10,7 +10,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from tasks.audio import decode_audio, probe_duration
+from tasks.media.audio import decode_audio, probe_duration
 
 SPEECH = Path(__file__).resolve().parent.parent / "examples" / "library" / "meetings" / "standup.wav"
 

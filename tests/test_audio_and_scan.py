@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks.audio import MediaError, decode_audio, probe_duration
-from tasks.discovery import scan_library
-from tasks.sources import LocalSource, looks_like_media
+from tasks.media.audio import MediaError, decode_audio, probe_duration
+from tasks.media.scan import scan_library
+from tasks.media.sources import LocalSource, looks_like_media
 from tests.media_factory import build_bad, build_odd_valid, build_symlink_loop
 
 

@@ -13,10 +13,10 @@ import pyarrow.dataset as ds
 import pytest
 
 from flows.transcribe_library import transcribe_library
-from tasks.canary import CanarySetError, mark_run, resolve_canary
-from tasks.manifests import RunContext, finalize_run, read_manifest, write_part
+from tasks.output.manifests import RunContext, finalize_run, read_manifest, write_part
+from tasks.output.reporting import run_report
+from tasks.quality.canary import CanarySetError, mark_run, resolve_canary
 from tasks.records import FileResult, MediaItem, Quality, Transcript
-from tasks.reporting import run_report
 from tests.media_factory import SPEECH, build_guard_clips
 from tests.test_cli import run_cli
 

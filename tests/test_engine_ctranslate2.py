@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks.audio import decode_audio, probe_duration
 from tasks.engines import EngineConfig, EngineError, load_transcriber, resolve_model
 from tasks.engines.captions import caption_segments
+from tasks.media.audio import decode_audio, probe_duration
+from tasks.quality.wer import word_error_rate
 from tasks.records import SAMPLE_RATE, Clip, Word
-from tasks.wer import word_error_rate
 from tests.media_factory import spoken_library
 
 pytestmark = pytest.mark.slow

@@ -34,7 +34,7 @@ def _references() -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def clips() -> list[Clip]:
-    from tasks.audio import decode_audio
+    from tasks.media.audio import decode_audio
 
     return [Clip(source, decode_audio(EXAMPLES / "library" / source, None)) for source, _ in _references()]
 

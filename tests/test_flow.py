@@ -13,9 +13,9 @@ import pytest
 from flows.transcribe_library import transcribe_library
 from flows.transcribe_shard import transcribe_shard
 from tasks.engines import EngineConfig
-from tasks.manifests import finalize_run
+from tasks.output.manifests import finalize_run
+from tasks.output.shard_plans import read_shard_plan, write_shard_plan
 from tasks.records import MediaItem, Shard
-from tasks.shard_plans import read_shard_plan, write_shard_plan
 from tests.media_factory import build_bad, build_odd_valid, speech, write_audio
 
 pytestmark = pytest.mark.slow
@@ -70,7 +70,7 @@ def test_a_rerun_on_an_unchanged_library_reads_no_file(
     out = tmp_path / "out"
     first = transcribe_library(str(library), str(out), engine="fake")
     opened: list[str] = []
-    monkeypatch.setattr("tasks.discovery._inspect_local", lambda listed: opened.append(listed.source))
+    monkeypatch.setattr("tasks.media.scan._inspect_local", lambda listed: opened.append(listed.source))
     second = transcribe_library(str(library), str(out), engine="fake")
     assert (second.files_ok, second.files_skipped, opened) == (0, 6, [])  # hashes from the manifest
     rows = manifest(out).set_index("run_id").loc[second.run_id]
@@ -107,8 +107,8 @@ def test_same_content_twice_is_transcribed_once(prefect_api: str, library: Path,
 
 
 def test_a_retried_shard_only_redoes_what_is_missing(prefect_api: str, library: Path, tmp_path: Path) -> None:
-    from tasks.discovery import scan_library
-    from tasks.sources import LocalSource
+    from tasks.media.scan import scan_library
+    from tasks.media.sources import LocalSource
 
     out = tmp_path / "out"
     items: list[MediaItem] = scan_library(LocalSource(library))
@@ -130,8 +130,8 @@ def test_a_retried_shard_only_redoes_what_is_missing(prefect_api: str, library: 
 
 
 def test_a_run_whose_parent_died_is_merged_by_the_next(prefect_api: str, library: Path, tmp_path: Path) -> None:
-    from tasks.discovery import scan_library
-    from tasks.sources import LocalSource
+    from tasks.media.scan import scan_library
+    from tasks.media.sources import LocalSource
 
     out = tmp_path / "out"
     items = scan_library(LocalSource(library))

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks.audio import WAV_HEADER_BYTES, MediaError, probe_container, probe_duration, wav_duration
-from tasks.discovery import Known, previous_scan, scan
-from tasks.manifests import RunContext, write_part
+from tasks.media.audio import WAV_HEADER_BYTES, MediaError, probe_container, probe_duration, wav_duration
+from tasks.media.scan import Known, previous_scan, scan
+from tasks.media.sources import LocalSource
+from tasks.output.manifests import RunContext, write_part
 from tasks.records import FileResult, MediaItem
-from tasks.sources import LocalSource
 from tests.media_factory import build_odd_valid, speech, write_audio
 
 
@@ -46,7 +46,7 @@ def test_unchanged_files_are_not_opened_and_keep_their_hash(
     remember(tmp_path / "out", first.items)
     rewrite_in_place(library / "meetings" / "standup.wav")
     opened: list[str] = []
-    monkeypatch.setattr("tasks.discovery.open", lambda *a, **k: opened.append(a[0]), raising=False)
+    monkeypatch.setattr("tasks.media.scan.open", lambda *a, **k: opened.append(a[0]), raising=False)
     second = scan(LocalSource(library), previous_scan(tmp_path / "out"))
     assert (second.reused, second.inspected, opened) == (6, 0, [])
     assert second.items == first.items  # the documented trade-off: same size and mtime, old hash kept

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import tasks.manifest_merge
-from tasks.manifest_merge import merge_parts
-from tasks.manifests import (
+import tasks.output.manifest_merge
+from tasks.output.manifest_merge import merge_parts
+from tasks.output.manifests import (
     MANIFEST_DIR,
     MANIFEST_SCHEMA,
     STAGING_DIR,
@@ -89,7 +89,7 @@ def manifest_rows(out: Path) -> list[tuple[str, str, str | None]]:
 
 def test_the_merged_part_is_sorted_and_written_in_bounded_row_groups(tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tasks.manifest_merge, "ROW_GROUP_ROWS", 4)
+    monkeypatch.setattr(tasks.output.manifest_merge, "ROW_GROUP_ROWS", 4)
     sources = [f"f{n:02d}.wav" for n in range(11)]
     for batch in range(0, 11, 3):  # shards stage parts whose sources interleave
         write_part(tmp_path, "r1", f"part-{batch}", [result(s) for s in sources[batch:batch + 3][::-1]], CTX)
@@ -113,7 +113,7 @@ def test_late_parts_merge_into_the_existing_merged_part(tmp_path: Path) -> None:
 
 
 def test_a_merge_rerun_after_a_crash_is_harmless(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tasks.manifest_merge, "ROW_GROUP_ROWS", 2)  # so the spill path runs
+    monkeypatch.setattr(tasks.output.manifest_merge, "ROW_GROUP_ROWS", 2)  # so the spill path runs
     write_part(tmp_path, "r1", "first", [result("a.wav", text="a1"), result("b.wav", text="b1")], CTX)
     finalize_run(tmp_path, "r1")
     before = (tmp_path / MANIFEST_DIR / "run_id=r1" / "part-00000.parquet").read_bytes()
@@ -123,7 +123,7 @@ def test_a_merge_rerun_after_a_crash_is_harmless(tmp_path: Path, monkeypatch: py
         raise KeyboardInterrupt  # the parent killed between the spill and the merged part
 
     with monkeypatch.context() as patch:
-        patch.setattr(tasks.manifest_merge, "_interleave", die)
+        patch.setattr(tasks.output.manifest_merge, "_interleave", die)
         with pytest.raises(KeyboardInterrupt):
             finalize_run(tmp_path, "r1")
     assert (tmp_path / MANIFEST_DIR / "run_id=r1" / "part-00000.parquet").read_bytes() == before

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
-from tasks.manifests import (
+from tasks.output.manifests import (
     MANIFEST_SCHEMA,
     RunContext,
     finalize_run,
@@ -17,8 +17,8 @@ from tasks.manifests import (
     unfinished_runs,
     write_part,
 )
+from tasks.output.transcripts import UnsafePathError, output_path, to_srt, to_vtt, write_transcript_files
 from tasks.records import FileResult, MediaItem, Segment, Transcript, Word
-from tasks.transcripts import UnsafePathError, output_path, to_srt, to_vtt, write_transcript_files
 
 SEGMENTS = (Segment(0.0, 1.5, "Hello there."), Segment(61.25, 3725.007, "A long way in."))
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from tasks.engines import EngineConfig, load_transcriber
-from tasks.guarded import QualityOptions, transcribe_guarded
-from tasks.quality import check_transcript, has_loop, max_compression_ratio
+from tasks.quality.guarded import QualityOptions, transcribe_guarded
+from tasks.quality.guards import check_transcript, has_loop, max_compression_ratio
+from tasks.quality.vad import JOIN_GAP_S, SpeechMap, compact, detect_speech
 from tasks.records import Clip, Segment, Transcript, Word
 from tasks.transcribe import run_engine
-from tasks.vad import JOIN_GAP_S, SpeechMap, compact, detect_speech
 from tests.media_factory import speech
 
 SENTENCE = "The library opens at nine in the morning and closes at five in the evening."

@@ -24,11 +24,11 @@ import pandas as pd
 import pyarrow.dataset as ds
 import pytest
 
-from tasks.discovery import scan_library
-from tasks.links import transcript_url
-from tasks.s3 import S3Access, S3Location, parse_s3_uri
-from tasks.sources import LocalSource, open_source
-from tasks.sources_s3 import describe_object
+from tasks.media.s3 import S3Access, S3Location, parse_s3_uri
+from tasks.media.scan import scan_library
+from tasks.media.sources import LocalSource, open_source
+from tasks.media.sources_s3 import describe_object
+from tasks.output.links import transcript_url
 from tests.conftest import _free_port, _wait_for
 from transcribe_all.settings import worker_settings
 

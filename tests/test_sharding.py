@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tasks.planning.sharding import shard_items
 from tasks.records import MediaItem
-from tasks.sharding import shard_items
 
 
 def items_of(durations: list[float]) -> list[MediaItem]:

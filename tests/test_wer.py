@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.wer import normalize_english, word_error_rate
+from tasks.quality.wer import normalize_english, word_error_rate
 
 
 @pytest.mark.parametrize(

@@ -107,8 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _check_run_args(args: argparse.Namespace) -> None:
     """Everything that can be checked without Prefect: one line naming the parameter."""
     from tasks.engines import EngineConfig, EngineError, resolve_model
-    from tasks.links import check_base_url
-    from tasks.pricing import BUILTIN_PROFILES
+    from tasks.output.links import check_base_url
+    from tasks.planning.pricing import BUILTIN_PROFILES
     from transcribe_all.settings import external_prefect_api
 
     _check_location(args.source, "SOURCE")
@@ -130,7 +130,7 @@ def _check_run_args(args: argparse.Namespace) -> None:
 def _check_location(value: str, name: str) -> None:
     """A local folder (SOURCE must exist) or a well-formed s3:// URI with the aws extra installed."""
     if value.startswith("s3://"):
-        from tasks.s3 import parse_s3_uri, require_aws
+        from tasks.media.s3 import parse_s3_uri, require_aws
 
         try:
             parse_s3_uri(value, name)

@@ -60,7 +60,7 @@ def _progress_bar(console: Console) -> Iterator[None]:
 
 
 def _summary(m: object, out: str) -> Table:
-    from tasks.metrics import RunMetrics
+    from tasks.output.metrics import RunMetrics
 
     assert isinstance(m, RunMetrics)
     table = Table(title=f"run {m.run_id}", show_header=False)

@@ -109,4 +109,4 @@ class Transcriber(Protocol):
     # Optional, not part of the protocol: `safer() -> Transcriber | None`, a twin sharing the
     # loaded model that decodes more carefully (beam search, temperature fallback, one clip
     # per window). The quality guards use it to retry a flagged file once; an engine without
-    # it has its flagged files kept as they are (tasks/guarded.py).
+    # it has its flagged files kept as they are (tasks/quality/guarded.py).

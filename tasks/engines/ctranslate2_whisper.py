@@ -45,7 +45,7 @@ SAFER_BEAM_SIZE = 5
 # loop 13.9 s, WER 0.179; batched 8 windows 9.5 s, WER 0.184. Letting the batched decoder
 # emit timestamps cost 2 WER points, so cues come from word timestamps instead: +33 % decode
 # time (10.1 → 13.4 s on the same files). The batched pipeline runs its own Silero pass to cut
-# windows, after the guards' VAD (tasks/guarded.py) already ran: ~3 % of the decode, left as is.
+# windows, after the guards' VAD (tasks/quality/guarded.py) already ran: ~3 % of the decode, left as is.
 LONG_FORM_MIN_S = 30.0  # longer than one window
 LONG_FORMS = ("batched", "sequential")
 CPU_BATCH = 8

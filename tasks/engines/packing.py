@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from tasks.quality import GuardLimits
+from tasks.quality.guards import GuardLimits
 from tasks.records import SAMPLE_RATE, Segment, Transcript, Word
 
 

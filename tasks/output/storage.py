@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
-from tasks.transcripts import safe_relative_path
+from tasks.output.transcripts import safe_relative_path
 
 
 class OutputStore(Protocol):
@@ -71,10 +71,10 @@ class LocalOutput:
 def open_output(out: str) -> OutputStore:
     """The store for an `--out` argument: a local folder or `s3://bucket/prefix`."""
     if out.startswith("s3://"):
-        from tasks.s3 import S3Access, require_aws
+        from tasks.media.s3 import S3Access, require_aws
 
         require_aws()
-        from tasks.storage_s3 import S3Output
+        from tasks.output.storage_s3 import S3Output
 
         return S3Output(out, S3Access.from_settings())
     if "://" in out:

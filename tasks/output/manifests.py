@@ -24,11 +24,11 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from prefect import task
 
-from tasks.links import transcript_url
-from tasks.manifest_merge import merge_parts
+from tasks.output.links import transcript_url
+from tasks.output.manifest_merge import merge_parts
+from tasks.output.storage import OutputStore, open_output
+from tasks.output.transcripts import atomic_write_bytes
 from tasks.records import FileResult, Quality
-from tasks.storage import OutputStore, open_output
-from tasks.transcripts import atomic_write_bytes
 
 MANIFEST_DIR = "manifest"
 STAGING_DIR = "_staging"  # batches land here first; the leading underscore hides it from readers
@@ -56,7 +56,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("done_in_run", pa.string()),  # skipped rows: the run that holds the ok row
         ("transcript_path", pa.string()),  # relative to DIR
         ("transcript_url", pa.string()),  # {base_url}/outputs/{transcript_path}; null without a base URL
-        ("quality_flags", pa.list_(pa.string())),  # named guard trips, see tasks/quality.py
+        ("quality_flags", pa.list_(pa.string())),  # named guard trips, see tasks/quality/guards.py
         ("speech_s", pa.float64()),  # seconds of speech found by voice-activity detection
         ("quality_attempts", pa.string()),  # JSON: both decodes of a retried file, else null
     ]
@@ -175,7 +175,7 @@ def finalize_run(out: Path, run_id: str) -> Merged:
     If a source was written twice (a shard retried while its first attempt was still
     alive), the ok row wins, then the earliest. The merged part replaces the old one
     only once complete, and staged parts are deleted only after that, so re-running it
-    after a crash anywhere is harmless. Streams: see tasks/manifest_merge.py.
+    after a crash anywhere is harmless. Streams: see tasks/output/manifest_merge.py.
     """
     merged = out / MANIFEST_DIR / f"run_id={run_id}"
     staged = _parts(out / STAGING_DIR / f"run_id={run_id}")

@@ -1,7 +1,7 @@
 """Where media comes from: the `MediaSource` interface and the local-folder source.
 
 The scan only needs to list files, read their first bytes, stream their content
-and get a local path PyAV can open; `tasks/sources_s3.py` implements the same for S3.
+and get a local path PyAV can open; `tasks/media/sources_s3.py` implements the same for S3.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 if TYPE_CHECKING:
-    from tasks.s3 import S3Access
+    from tasks.media.s3 import S3Access
 
 # Extensions kept without sniffing. Anything else is kept only if its bytes say media.
 MEDIA_EXTENSIONS = frozenset(
@@ -129,10 +129,10 @@ def open_source(uri: str, exclude: tuple[str, ...] = (), access: S3Access | None
     `exclude` lists output roots (paths or s3:// URIs) to leave out of the listing.
     """
     if uri.startswith("s3://"):
-        from tasks.s3 import S3Access, require_aws
+        from tasks.media.s3 import S3Access, require_aws
 
         require_aws()
-        from tasks.sources_s3 import S3Source
+        from tasks.media.sources_s3 import S3Source
 
         remote_outputs = tuple(e for e in exclude if e.startswith("s3://"))
         return S3Source(uri, access or S3Access.from_settings(), remote_outputs)

@@ -18,8 +18,8 @@ from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 
 from tasks.engines.base import EngineConfig
+from tasks.media.s3 import S3Access
 from tasks.records import ShardRef
-from tasks.s3 import S3Access
 
 SHARD_FLOW = "transcribe-shard"
 

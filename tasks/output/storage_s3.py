@@ -16,10 +16,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from tasks.manifests import MANIFEST_DIR, STAGING_DIR
-from tasks.metrics import STAGES_DIR
-from tasks.s3 import S3Access, as_os_error, boto_errors, parse_s3_uri, s3_client
-from tasks.transcripts import UnsafePathError, atomic_write_bytes, safe_relative_path
+from tasks.media.s3 import S3Access, as_os_error, boto_errors, parse_s3_uri, s3_client
+from tasks.output.manifests import MANIFEST_DIR, STAGING_DIR
+from tasks.output.metrics import STAGES_DIR
+from tasks.output.transcripts import UnsafePathError, atomic_write_bytes, safe_relative_path
 from transcribe_all.settings import worker_settings
 
 log = logging.getLogger(__name__)

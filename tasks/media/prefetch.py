@@ -34,9 +34,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from tasks.audio import MediaError, decode_audio
+from tasks.media.audio import MediaError, decode_audio
+from tasks.media.sources import MediaSource
 from tasks.records import Clip, MediaItem
-from tasks.sources import MediaSource
 
 log = logging.getLogger(__name__)
 

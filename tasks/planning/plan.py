@@ -17,11 +17,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.engines import EngineConfig, config_hash, resolve_model
-from tasks.manifests import Ledger, RunContext, load_ledger, write_part
-from tasks.metrics import write_stage_times
+from tasks.output.manifests import Ledger, RunContext, load_ledger, write_part
+from tasks.output.metrics import write_stage_times
+from tasks.output.storage import open_output
 from tasks.progress import report
 from tasks.records import FileResult, MediaItem, StageTimes
-from tasks.storage import open_output
 
 SCAN_SHARD = -1  # shard_id of rows settled by the planner, not by a shard
 

@@ -9,7 +9,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact
 from prefect.artifacts import update_progress_artifact as _update_progress
 
-from tasks.metrics import RunMetrics
+from tasks.output.metrics import RunMetrics
 
 
 def _money(value: float | None) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from tasks.transcripts import UnsafePathError, safe_relative_path
+from tasks.output.transcripts import UnsafePathError, safe_relative_path
 
 SCHEME = "s3://"
 

@@ -20,9 +20,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from tasks.engines.base import EngineConfig, Transcriber
-from tasks.quality import NO_SPEECH, GuardLimits, badness, check_transcript, retry_flags
+from tasks.quality.guards import NO_SPEECH, GuardLimits, badness, check_transcript, retry_flags
+from tasks.quality.vad import SpeechMap, compact, detect_speech, restore_times
 from tasks.records import Attempt, Clip, Quality, Transcript
-from tasks.vad import SpeechMap, compact, detect_speech, restore_times
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from prefect import task
 
-from tasks.manifests import read_manifest
-from tasks.pricing import Pricing
+from tasks.output.manifests import read_manifest
+from tasks.output.storage import open_output
+from tasks.output.transcripts import atomic_write_bytes, atomic_write_text
+from tasks.planning.pricing import Pricing
 from tasks.records import StageTimes
-from tasks.storage import open_output
-from tasks.transcripts import atomic_write_bytes, atomic_write_text
 
 RUNS_DIR = "runs"
 STAGES_DIR = "_stages"  # per-writer stage seconds of each run
@@ -51,7 +51,7 @@ class RunMetrics:
     wall_s: float
     rtfx: float
     scan_s: float
-    decode_s: float  # the model waiting on decoded audio (decoding itself runs ahead, see tasks/prefetch.py)
+    decode_s: float  # the model waiting on decoded audio (decoding itself runs ahead, see tasks/media/prefetch.py)
     inference_s: float
     write_s: float
     hardware: str
@@ -66,8 +66,8 @@ class RunMetrics:
     engine: str
     model: str
     config_hash: str
-    files_flagged: int = 0  # ok files with a quality flag (tasks/quality.py), no_speech included
-    canary_wer: float | None = None  # None: no canary in this run (tasks/canary.py)
+    files_flagged: int = 0  # ok files with a quality flag (tasks/quality/guards.py), no_speech included
+    canary_wer: float | None = None  # None: no canary in this run (tasks/quality/canary.py)
     canary_threshold: float | None = None
 
 

@@ -26,12 +26,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from prefect import get_run_logger, task
 
-from tasks.audio import WAV_HEADER_BYTES, MediaError, probe_container, probe_duration, wav_duration
-from tasks.manifests import read_manifest, read_staging
+from tasks.media.audio import WAV_HEADER_BYTES, MediaError, probe_container, probe_duration, wav_duration
+from tasks.media.s3 import S3Access
+from tasks.media.sources import LocalSource, MediaSource, SourceFile, looks_like_media, open_source
+from tasks.output.manifests import read_manifest, read_staging
+from tasks.output.storage import open_output
 from tasks.records import MediaItem
-from tasks.s3 import S3Access
-from tasks.sources import LocalSource, MediaSource, SourceFile, looks_like_media, open_source
-from tasks.storage import open_output
 
 HASH_CHUNK = 1 << 20
 SNIFF_BYTES = 64

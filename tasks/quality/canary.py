@@ -2,7 +2,7 @@
 
 A changed model, setting or library version can make every transcript worse with no
 error anywhere. So each run also transcribes a labelled set with the run's own engine
-and settings (same model, VAD and guards) and scores it with `tasks/wer.py`'s
+and settings (same model, VAD and guards) and scores it with `tasks/quality/wer.py`'s
 normalised WER. A run whose canary WER is above the threshold still writes and merges
 its transcripts, marks its manifest rows `canary_failed`, records `canary_wer` in its
 runs row, and then fails, so a nightly deployment alerts.
@@ -26,19 +26,19 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from prefect import task
 
-from tasks.audio import MediaError, decode_audio, probe_duration
 from tasks.engines import load_transcriber
 from tasks.engines.base import EngineConfig, Transcriber
-from tasks.guarded import QualityOptions, transcribe_guarded
-from tasks.manifest_merge import READ_BUFFER_BYTES, ROW_GROUP_ROWS, conform
-from tasks.manifests import MANIFEST_DIR, MANIFEST_SCHEMA
+from tasks.media.audio import MediaError, decode_audio, probe_duration
+from tasks.output.manifest_merge import READ_BUFFER_BYTES, ROW_GROUP_ROWS, conform
+from tasks.output.manifests import MANIFEST_DIR, MANIFEST_SCHEMA
+from tasks.output.storage import open_output
+from tasks.output.transcripts import atomic_path
+from tasks.quality.guarded import QualityOptions, transcribe_guarded
+from tasks.quality.wer import word_error_rate
 from tasks.records import Clip, Transcript
-from tasks.storage import open_output
 from tasks.transcribe import run_engine
-from tasks.transcripts import atomic_path
-from tasks.wer import word_error_rate
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SHIPPED = "shipped"  # the `canary` value that means the shipped set
 DEFAULT_THRESHOLD = 0.35  # tiny.en scores ~0.26 on the shipped set; a broken decoder ~1.0
 CANARY_FAILED = "canary_failed"

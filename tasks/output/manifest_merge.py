@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
-from tasks.transcripts import atomic_path
+from tasks.output.transcripts import atomic_path
 
 ROW_GROUP_ROWS = 10_000  # ~23 MB of 60-second transcripts in memory; see bench/results/manifest_writer_cpu.md
 READ_BATCH_ROWS = 1_024

@@ -19,9 +19,9 @@ import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.output.storage import open_output
+from tasks.output.transcripts import atomic_write_bytes
 from tasks.records import MediaItem, Shard, ShardRef
-from tasks.storage import open_output
-from tasks.transcripts import atomic_write_bytes
 
 PLANS_DIR = "_plans"
 PLAN_SCHEMA = pa.schema(

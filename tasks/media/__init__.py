@@ -1,0 +1,1 @@
+"""Reading the library: where files come from, the scan, decoding."""

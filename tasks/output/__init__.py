@@ -1,0 +1,1 @@
+"""Everything written to DIR: the layout, transcripts, manifest, runs, reports."""

@@ -1,0 +1,1 @@
+"""What to do and where: the resume ledger, sharding, fan-out, pricing."""
