@@ -154,10 +154,10 @@ def run_row(row: str, library: Path, sources: list[str], work: Path) -> dict[str
         # parameter schemas (~2 s here), a once-per-process cost like loading the model.
         (work / "warmup").mkdir()
         shutil.copy(ROOT / "examples" / "library" / "meetings" / "standup.wav", work / "warmup")
-        transcribe_library(str(work / "warmup"), str(work / "warmup-out"), canary=None)
+        transcribe_library(source=str(work / "warmup"), out=str(work / "warmup-out"), canary="off")
         started = time.perf_counter()
         # The WER canary (6 example clips, ~3 s here) is a fixed cost per run, not per file: left out.
-        metrics = transcribe_library(str(library), str(work / "out"), canary=None)
+        metrics = transcribe_library(source=str(library), out=str(work / "out"), canary="off")
         wall = time.perf_counter() - started
         rows = ds.dataset(work / "out" / "manifest", partitioning="hive").to_table(columns=["source", "text"])
         by_source = {r["source"]: r["text"] or "" for r in rows.to_pylist()}

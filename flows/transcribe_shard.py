@@ -10,15 +10,14 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from tasks.engines.base import EngineConfig
 from tasks.media.prefetch import DecodeAhead, decode_workers
-from tasks.media.s3 import S3Access
 from tasks.media.sources import open_source
 from tasks.output.manifests import sources_in_run_task
 from tasks.output.metrics import ShardSummary
 from tasks.output.reporting import start_progress, update_progress
 from tasks.output.shard_plans import read_shard_plan_task
 from tasks.records import ShardRef, StageTimes
+from tasks.run_config import RunConfig, RunRef
 from tasks.transcribe import make_batches, transcribe_batch_task
 from transcribe_all.settings import worker_settings
 
@@ -27,26 +26,23 @@ BATCH_AUDIO_S = 600.0
 
 
 @flow(name="transcribe-shard", retries=1, retry_delay_seconds=10)
-def transcribe_shard(
-    shard: ShardRef, source: str, out: str, run_id: str, engine: EngineConfig, config_hash: str,
-    base_url: str | None = None, access: S3Access | None = None,
-) -> ShardSummary:
+def transcribe_shard(shard: ShardRef, config: RunConfig, run: RunRef) -> ShardSummary:
+    """Transcribe one shard of `run` (its file list is read from DIR/_plans/) with the run's `config`."""
     logger = get_run_logger()
-    items = read_shard_plan_task(out, shard).items
-    done = sources_in_run_task(out, run_id)
+    items = read_shard_plan_task(config.out, shard).items
+    done = sources_in_run_task(config.out, run.run_id)
     todo = [item for item in items if item.source not in done]
     logger.info("shard %d: %d files, %d already in this run", shard.shard_id, len(todo), len(items) - len(todo))
     progress = start_progress(f"shard {shard.shard_id}: {len(todo)} files")
     summaries: list[ShardSummary] = []
     batches = make_batches(todo, BATCH_FILES, BATCH_AUDIO_S)
     workers = decode_workers(worker_settings().decode_workers)
-    files = open_source(source, access=access)
+    files = open_source(run.source, access=run.access)
     with DecodeAhead(files, [item for batch in batches for item in batch], workers) as ahead:
         for batch_no, batch in enumerate(batches):
             decoded = ahead.take(batch)  # waits only if decoding fell behind the model
             summaries.append(
-                transcribe_batch_task(batch, decoded, shard.shard_id, batch_no, out, run_id, engine, config_hash,
-                                      base_url)
+                transcribe_batch_task(batch, decoded, shard.shard_id, batch_no, config, run)
             )
             update_progress(progress, 100.0 * (batch_no + 1) / len(batches))
     update_progress(progress, 100.0)

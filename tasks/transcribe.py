@@ -20,7 +20,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.engines import load_transcriber
-from tasks.engines.base import EngineConfig, EngineError, Transcriber
+from tasks.engines.base import EngineError, Transcriber
 from tasks.media.prefetch import Batch, Decoded
 from tasks.output.manifests import RunContext, write_part
 from tasks.output.metrics import ShardSummary, write_stage_times
@@ -29,6 +29,7 @@ from tasks.output.transcripts import UnsafePathError, write_transcript_files
 from tasks.progress import report
 from tasks.quality.guarded import QualityOptions, transcribe_guarded
 from tasks.records import Clip, FileResult, MediaItem, StageTimes, Transcript
+from tasks.run_config import RunConfig, RunRef
 
 log = logging.getLogger(__name__)
 
@@ -116,14 +117,15 @@ def make_batches(items: Sequence[MediaItem], max_files: int, max_audio_s: float)
 # NO_CACHE: the decoded audio is an input; hashing it for a cache key would be wasted work.
 @task(name="transcribe-batch", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
 def transcribe_batch_task(
-    items: list[MediaItem], decoded: Batch, shard_id: int, batch_no: int, out: str, run_id: str,
-    engine: EngineConfig, config_hash: str, base_url: str | None = None,
+    items: list[MediaItem], decoded: Batch, shard_id: int, batch_no: int, config: RunConfig, run: RunRef,
 ) -> ShardSummary:
     """Transcribe one batch, ship its transcripts, then append it to the run's manifest as its own part."""
+    engine = config.engine_config()
     transcriber = load_transcriber(engine)  # cached: loaded once per worker process
-    ctx = RunContext(run_id, transcriber.engine, transcriber.model, config_hash,
-                     tuple(sorted(transcriber.settings().items())), base_url)
-    store = open_output(out)
+    ctx = RunContext(run.run_id, transcriber.engine, transcriber.model, run.config_hash,
+                     tuple(sorted(transcriber.settings().items())), config.base_url)
+    run_id = run.run_id
+    store = open_output(config.out)
     out_dir = store.local_root()
     outcome = transcribe_batch(items, decoded.decoded, shard_id, transcriber, out_dir, ctx,
                                QualityOptions.from_config(engine))
@@ -135,7 +137,8 @@ def transcribe_batch_task(
                     write_s=outcome.times.write_s + time.perf_counter() - started)
     store.publish([*([part] if part else []), write_stage_times(out_dir, run_id, name, times)])
     ok = [r for r in outcome.results if r.status == "ok"]
-    report("done", len(outcome.results), sum(r.item.duration_s or 0 for r in outcome.results))
+    for result in outcome.results:
+        report("done", 1, result.item.duration_s or 0)
     return ShardSummary(shard_id, len(ok), len(outcome.results) - len(ok), 0,
                         sum(r.item.duration_s or 0 for r in ok), times)
 

@@ -75,7 +75,7 @@ def runs(out: Path) -> pd.DataFrame:
 def test_a_run_with_the_shipped_canary_passes_and_records_guards(prefect_api: str, tmp_path: Path) -> None:
     library = tmp_path / "library"
     build_guard_clips(library)
-    metrics = transcribe_library(str(library), str(tmp_path / "out"))
+    metrics = transcribe_library(source=str(library), out=str(tmp_path / "out"))
     assert metrics.canary_wer is not None and 0.0 < metrics.canary_wer <= 0.35  # tiny.en: ~0.26
     assert metrics.canary_threshold == 0.35 and metrics.files_flagged == 3
     assert runs(tmp_path / "out").loc[0, "canary_wer"] == pytest.approx(metrics.canary_wer)
@@ -103,7 +103,7 @@ def test_a_canary_over_its_threshold_fails_the_run_after_writing_everything(
     library = labelled_set(tmp_path / "library")
     canary = labelled_set(tmp_path / "canary")
     out = tmp_path / "out"
-    state = transcribe_library(str(library), str(out), canary=str(canary), canary_threshold=0.0, return_state=True)
+    state = transcribe_library(source=str(library), out=str(out), canary=str(canary), canary_threshold=0.0, return_state=True)
     assert state.is_failed()
     with pytest.raises(RuntimeError, match=r"canary WER 0\.\d+ FAILED \(threshold 0\.000, 1 files\)"):
         state.result()

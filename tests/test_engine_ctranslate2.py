@@ -120,8 +120,10 @@ def test_long_file_is_decoded_batched_with_every_utterance_once(
 
 
 def test_long_form_option_is_checked() -> None:
-    with pytest.raises(ValueError, match="engine option long_form: must be batched or sequential"):
-        load_transcriber(EngineConfig(extra=(("long_form", "fast"),)))
+    from tasks.engines.options import validate_options
+
+    with pytest.raises(ValueError, match="engine_options: long_form: Input should be 'batched' or 'sequential'"):
+        validate_options("ctranslate2", {"long_form": "fast"})
 
 
 def test_captions_keep_every_word_once_and_break_at_sentences_pauses_and_length() -> None:

@@ -16,6 +16,7 @@ from tasks.engines import EngineConfig
 from tasks.output.manifests import finalize_run
 from tasks.output.shard_plans import read_shard_plan, write_shard_plan
 from tasks.records import MediaItem, Shard
+from tasks.run_config import RunConfig, RunRef
 from tests.media_factory import build_bad, build_odd_valid, speech, write_audio
 
 pytestmark = pytest.mark.slow
@@ -37,7 +38,7 @@ def library(tmp_path: Path, example_library: Path) -> Path:
 
 def test_run_writes_manifest_transcripts_and_metrics_then_resumes(prefect_api: str, library: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    first = transcribe_library(str(library), str(out), shards=2)
+    first = transcribe_library(source=str(library), out=str(out), shards=2)
     assert (first.files_ok, first.files_failed, first.files_skipped) == (6, 0, 0)
     assert first.audio_s == pytest.approx(24.4, abs=0.5) and first.rtfx > 0
     rows = manifest(out)
@@ -49,16 +50,16 @@ def test_run_writes_manifest_transcripts_and_metrics_then_resumes(prefect_api: s
     runs = ds.dataset(out / "runs").to_table().to_pandas()
     assert list(runs["run_id"]) == [first.run_id] and runs.loc[0, "files_ok"] == 6
 
-    second = transcribe_library(str(library), str(out), shards=2)
+    second = transcribe_library(source=str(library), out=str(out), shards=2)
     assert (second.files_ok, second.files_skipped, second.audio_s) == (0, 6, 0.0)
     skipped = manifest(out).query(f"run_id == '{second.run_id}'")
     assert set(skipped["status"]) == {"skipped"} and set(skipped["done_in_run"]) == {first.run_id}
 
     write_audio(library / "meetings" / "standup.wav", speech(22_050), 22_050)  # the file changes
-    third = transcribe_library(str(library), str(out))
+    third = transcribe_library(source=str(library), out=str(out))
     assert (third.files_ok, third.files_skipped) == (1, 5)
 
-    fourth = transcribe_library(str(library), str(out), beam_size=2)  # the config changes
+    fourth = transcribe_library(source=str(library), out=str(out), beam_size=2)  # the config changes
     assert fourth.files_ok == 6 and fourth.config_hash != first.config_hash
     assert ok_rows_are_unique(out)
     assert len(ds.dataset(out / "runs").to_table()) == 4
@@ -68,10 +69,10 @@ def test_a_rerun_on_an_unchanged_library_reads_no_file(
     prefect_api: str, library: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "out"
-    first = transcribe_library(str(library), str(out), engine="fake")
+    first = transcribe_library(source=str(library), out=str(out), engine="fake")
     opened: list[str] = []
     monkeypatch.setattr("tasks.media.scan._inspect_local", lambda listed: opened.append(listed.source))
-    second = transcribe_library(str(library), str(out), engine="fake")
+    second = transcribe_library(source=str(library), out=str(out), engine="fake")
     assert (second.files_ok, second.files_skipped, opened) == (0, 6, [])  # hashes from the manifest
     rows = manifest(out).set_index("run_id").loc[second.run_id]
     assert set(rows["done_in_run"]) == {first.run_id} and rows["content_sha256"].notna().all()
@@ -82,7 +83,7 @@ def test_bad_inputs_fail_alone_and_odd_files_succeed(prefect_api: str, tmp_path:
     odd = build_odd_valid(root / "odd")
     bad = build_bad(root / "bad")
     out = tmp_path / "out"
-    metrics = transcribe_library(str(root), str(out), shards=3)
+    metrics = transcribe_library(source=str(root), out=str(out), shards=3)
     rows = manifest(out).set_index("source")
     assert Counter(rows.index) == Counter({f"odd/{k}": 1 for k in odd} | {f"bad/{k}": 1 for k in bad})
     for name, fragment in bad.items():
@@ -97,7 +98,7 @@ def test_bad_inputs_fail_alone_and_odd_files_succeed(prefect_api: str, tmp_path:
 def test_same_content_twice_is_transcribed_once(prefect_api: str, library: Path, tmp_path: Path) -> None:
     shutil.copy(library / "meetings" / "standup.wav", library / "meetings" / "standup copy.wav")
     out = tmp_path / "out"
-    metrics = transcribe_library(str(library), str(out), engine="fake")
+    metrics = transcribe_library(source=str(library), out=str(out), engine="fake")
     rows = manifest(out).set_index("source")
     assert (metrics.files_ok, metrics.files_skipped) == (6, 1)
     # the first in sorted order is transcribed, the other points to it
@@ -113,16 +114,17 @@ def test_a_retried_shard_only_redoes_what_is_missing(prefect_api: str, library: 
     out = tmp_path / "out"
     items: list[MediaItem] = scan_library(LocalSource(library))
     shard = write_shard_plan(out, "run-x", Shard(0, tuple(items)))
-    engine = EngineConfig(engine="fake")
-    first = transcribe_shard(shard, str(library), str(out), "run-x", engine, "cfg")
+    config = RunConfig(source=str(library), out=str(out), engine="fake")
+    run = RunRef("run-x", "cfg", str(library))
+    first = transcribe_shard(shard=shard, config=config, run=run)
     assert first.files_ok == 6
     # A worker killed mid-shard: its last batch never reached the manifest.
     parts = sorted((out / "_staging" / "run_id=run-x").glob("*.parquet"))
     assert len(parts) == 1
     parts[0].unlink()
-    again = transcribe_shard(shard, str(library), str(out), "run-x", engine, "cfg")
+    again = transcribe_shard(shard=shard, config=config, run=run)
     assert again.files_ok == 6
-    third = transcribe_shard(shard, str(library), str(out), "run-x", engine, "cfg")
+    third = transcribe_shard(shard=shard, config=config, run=run)
     assert third.files_ok == 0  # everything is already in this run: nothing twice
     assert finalize_run(out.resolve(), "run-x").rows == 6
     assert Counter(manifest(out)["source"]) == Counter({i.source: 1 for i in items})
@@ -137,8 +139,9 @@ def test_a_run_whose_parent_died_is_merged_by_the_next(prefect_api: str, library
     items = scan_library(LocalSource(library))
     # the dead run staged three files, then its parent vanished before merging
     shard = write_shard_plan(out, "dead-run", Shard(0, tuple(items[:3])))
-    transcribe_shard(shard, str(library), str(out), "dead-run", EngineConfig(engine="fake"), _fake_config_hash())
-    metrics = transcribe_library(str(library), str(out), engine="fake")
+    transcribe_shard(shard=shard, config=RunConfig(source=str(library), out=str(out), engine="fake"),
+                     run=RunRef("dead-run", _fake_config_hash(), str(library)))
+    metrics = transcribe_library(source=str(library), out=str(out), engine="fake")
     assert (metrics.files_ok, metrics.files_skipped) == (3, 3)
     rows = manifest(out)
     assert Counter(rows["run_id"].astype(str)) == Counter({"dead-run": 3, metrics.run_id: 6})
@@ -162,7 +165,7 @@ def test_a_shard_too_big_for_flow_run_parameters_goes_by_reference(prefect_api: 
         samples = np.zeros(1600, np.float32)
         samples[0] = (n + 1) / 10_000  # every file's bytes differ, or all but one would be duplicates
         write_audio(library / deep / f"recording-{n:04d}-from-the-archive.wav", samples, 16_000)
-    metrics = transcribe_library(str(library), str(out), engine="fake", canary=None)
+    metrics = transcribe_library(source=str(library), out=str(out), engine="fake", canary="off")
     assert (metrics.files_ok, metrics.files_failed) == (1000, 0)
     (plan,) = (out / "_plans").rglob("shard-00000.parquet")
     items = read_shard_plan(plan, 0).items

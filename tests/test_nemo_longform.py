@@ -20,6 +20,7 @@ from tasks.engines.nemo_longform import (
     segment_words,
     stitch_words,
 )
+from tasks.engines.options import NemoOptions, engine_options, validate_options
 from tasks.records import Word
 
 RATE = 16_000
@@ -33,11 +34,13 @@ def test_policy_defaults_match_the_issue() -> None:
 
 
 def test_policy_reads_and_validates_extra_options() -> None:
-    config = EngineConfig(engine="nemo", extra=(("chunk_s", "10"), ("left_s", "2"), ("local_left", "128")))
-    policy = LongformPolicy.from_config(config)
+    extra = validate_options("nemo", {"chunk_s": "10", "left_s": 2, "local_left": "128"})
+    policy = engine_options(EngineConfig(engine="nemo", extra=extra), NemoOptions)
     assert (policy.chunk_s, policy.left_s, policy.local_left, policy.right_s) == (10.0, 2.0, 128, 3.0)
-    with pytest.raises(ValueError, match="chunk_s: expected float"):
-        LongformPolicy.from_config(EngineConfig(engine="nemo", extra=(("chunk_s", "long"),)))
+    with pytest.raises(ValueError, match="chunk_s: Input should be a valid number"):
+        validate_options("nemo", {"chunk_s": "long"})
+    with pytest.raises(ValueError, match="chunk_s: must be positive"):
+        validate_options("nemo", {"chunk_s": "-1"})
     with pytest.raises(ValueError, match="mode"):
         LongformPolicy(mode="sliding")
     with pytest.raises(ValueError, match="chunk_s"):

@@ -182,7 +182,7 @@ def test_s3_library_to_s3_output_then_rerun_skips_all(
 
     sources = upload_library(s3, bucket, "lib", example_library)
     out = f"s3://{bucket}/results"
-    first = transcribe_library(f"s3://{bucket}/lib", out, engine="fake", shards=2,
+    first = transcribe_library(source=f"s3://{bucket}/lib", out=out, engine="fake", shards=2,
                                base_url="https://media.example/")
     assert (first.files_ok, first.files_failed, first.files_skipped) == (6, 0, 0)
     rows = manifest_from_s3(s3, bucket, "results", tmp_path / "first")
@@ -196,7 +196,7 @@ def test_s3_library_to_s3_output_then_rerun_skips_all(
     staged = [p for p in staging.rglob("*") if p.is_file() and "/remote/" not in p.as_posix()]
     assert not staged, "staged copies are removed once uploaded"
 
-    second = transcribe_library(f"s3://{bucket}/lib", out, engine="fake", shards=2)
+    second = transcribe_library(source=f"s3://{bucket}/lib", out=out, engine="fake", shards=2)
     assert (second.files_ok, second.files_skipped) == (0, 6)
     rows = manifest_from_s3(s3, bucket, "results", tmp_path / "second")
     ok = rows.query("status == 'ok'")
@@ -220,7 +220,7 @@ def test_hostile_keys_fail_alone_and_write_nothing_outside_the_root(
     local_out = tmp_path / "site" / "out"
 
     for out in (f"s3://{bucket}/results", str(local_out)):
-        metrics = transcribe_library(f"s3://{bucket}/lib", out, engine="fake")
+        metrics = transcribe_library(source=f"s3://{bucket}/lib", out=out, engine="fake")
         assert (metrics.files_ok, metrics.files_failed) == (1, len(HOSTILE))
 
     new_keys = set(all_keys(s3, bucket)) - before
@@ -254,7 +254,7 @@ def test_local_outputs_with_base_url_are_served_as_links(
     library = Path(shutil.copytree(example_library / "podcasts", tmp_path / "library"))
     out = tmp_path / "out"
     port = _free_port()
-    transcribe_library(str(library), str(out), engine="fake", base_url=f"http://127.0.0.1:{port}/")
+    transcribe_library(source=str(library), out=str(out), engine="fake", base_url=f"http://127.0.0.1:{port}/")
     rows = ds.dataset(out / "manifest", partitioning="hive").to_table().to_pandas()
     assert len(rows) == 2 and rows["transcript_url"].notna().all()
     site = tmp_path / "site"  # the README's quick look: DIR served under /outputs/
@@ -277,7 +277,7 @@ def test_base_url_must_be_http(prefect_api: str, tmp_path: Path, example_library
     from flows.transcribe_library import transcribe_library
 
     with pytest.raises(ValueError, match="^base_url: expected"):
-        transcribe_library(str(example_library), str(tmp_path / "out"), engine="fake", base_url="ftp://h/x")
+        transcribe_library(source=str(example_library), out=str(tmp_path / "out"), engine="fake", base_url="ftp://h/x")
 
 
 # --- blocks and the CLI -----------------------------------------------------------------------------
@@ -376,7 +376,7 @@ def test_a_media_library_block_brings_its_own_s3_credentials(
     sources = upload_library(s3, bucket, "lib", example_library / "lectures")
     MediaLibrary(source=f"s3://{bucket}/lib", aws_credentials_block="library-creds",
                  endpoint_url=moto_url).save("lectures", overwrite=True)
-    metrics = transcribe_library("media-library/lectures", str(tmp_path / "out"), engine="fake")
+    metrics = transcribe_library(source="media-library/lectures", out=str(tmp_path / "out"), engine="fake")
     assert metrics.files_ok == len(sources) == 2
     with pytest.raises(ValueError, match="^source: no MediaLibrary block named 'nope'"):
-        transcribe_library("media-library/nope", str(tmp_path / "out"), engine="fake")
+        transcribe_library(source="media-library/nope", out=str(tmp_path / "out"), engine="fake")

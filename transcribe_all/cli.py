@@ -1,19 +1,30 @@
 """`transcribe-all`: run the transcribe-library flow in this process, on this machine.
 
-Exit codes: 0 every file ok or already done; 3 the run finished but some files
-failed; 2 a usage error (one line naming the parameter); 1 the run itself failed.
-Parameters are checked before Prefect starts, so a typo costs no server start.
+Exit codes (transcribe_all/exit_codes.py): 0 every file ok or already done; 3 the run
+finished but some files failed; 2 a usage error (one line naming the parameter); 1 the
+run itself failed. `run`'s options are generated from `RunConfig` (tasks/run_config.py),
+the same fields a deployment run takes, and the whole configuration — including the
+engine's extra, the model and the canary set — is checked before Prefect starts, so a
+mistake costs no server start.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import types
+import typing
 from collections.abc import Sequence
-from pathlib import Path
-from typing import NoReturn
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, NoReturn
 
-EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_FILES_FAILED = 0, 1, 2, 3
+from transcribe_all.exit_codes import EXIT_USAGE
+
+# CLI spellings that differ from the field's name (kept from earlier releases).
+FLAG_ALIASES = {"pack_short_clips": ("--packing",)}
+METAVARS = {"model": "PATH_OR_ID", "shards": "N", "shard_minutes": "M", "beam_size": "K", "hardware": "PROFILE",
+            "base_url": "URL", "canary": "FOLDER|off", "canary_references": "TSV", "canary_threshold": "WER",
+            "language": "CODE", "pool": "POOL", "batch_size": "N", "shard_attempts": "N"}
 
 
 class UsageError(Exception):
@@ -27,122 +38,137 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="transcribe-all", description="Transcribe a whole media library.")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    run = commands.add_parser("run", help="transcribe SOURCE into --out DIR on this machine")
-    run.add_argument("source", metavar="SOURCE",
-                     help="media folder (recursively scanned) or s3://BUCKET/PREFIX")
-    run.add_argument("--out", required=True, metavar="DIR",
-                     help="output folder or s3://BUCKET/PREFIX (manifest, transcripts, runs)")
-    run.add_argument("--engine", default="ctranslate2", choices=["ctranslate2", "transformers", "nemo"])
-    run.add_argument("--model", metavar="PATH_OR_ID", help="model folder/file or hub id (default: bundled)")
-    run.add_argument("--hardware", default="cpu", metavar="PROFILE", help="pricing profile (default: cpu)")
-    run.add_argument("--shards", type=_positive_int("--shards"), metavar="N", help="number of shards")
-    run.add_argument("--shard-minutes", type=_positive_float("--shard-minutes"), metavar="M",
-                     help="shards of about M minutes of audio (instead of --shards)")
-    run.add_argument("--beam-size", type=_positive_int("--beam-size"), default=1, metavar="K")
-    run.add_argument("--language", help="language code; default: the model's own or detected")
-    run.add_argument("--word-timestamps", action="store_true", help="word timestamps in the JSON output")
-    run.add_argument("--no-packing", action="store_true", help="transcribe short clips one by one")
-    run.add_argument("--base-url", metavar="URL",
-                     help="where DIR is served (http(s)://HOST): manifest rows link to URL/outputs/...")
-    run.add_argument("--no-vad", action="store_true", help="decode silence too (voice-activity detection off)")
-    run.add_argument("--canary", default="shipped", metavar="FOLDER|off",
-                     help="labelled set transcribed in every run (default: the shipped example clips)")
-    run.add_argument("--canary-references", metavar="TSV", help="the set's references (default: FOLDER/references.tsv)")
-    run.add_argument("--canary-threshold", type=_fraction("--canary-threshold"), default=None, metavar="WER",
-                     help="fail the run when the canary's WER is above this (default: 0.35)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    run = commands.add_parser("run", help="transcribe SOURCE into --out DIR on this machine",
+                              description="Transcribe every new or changed file under SOURCE into DIR.")
+    add_run_config_arguments(run)
     run.add_argument("-v", "--verbose", action="store_true", help="show Prefect's logs")
     models = commands.add_parser("models", help="manage local models")
-    model_commands = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
+    model_commands = models.add_subparsers(dest="models_command", metavar="COMMAND", required=True,
+                                           parser_class=_Parser)
     convert = model_commands.add_parser("import-ct2", help="convert a CTranslate2 Whisper folder for transformers")
-    convert.add_argument("src", metavar="SRC")
-    convert.add_argument("dest", metavar="DEST")
+    convert.add_argument("src", metavar="SRC", help="a CTranslate2 Whisper folder (model.bin, config.json...)")
+    convert.add_argument("dest", metavar="DEST", help="where to write the transformers model")
     return parser
 
 
-def _number(name: str, kind: type[int | float], minimum: float, inclusive: bool = True) -> argparse._ActionType:
-    """An argparse type: a number of `kind` at least (or above) `minimum`, with a one-line error."""
-    noun = "a whole number" if kind is int else "a number"
+def add_run_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One option per RunConfig field; only the options given reach RunConfig, so its defaults rule."""
+    from tasks.run_config import RunConfig
 
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {noun}, got {text!r}") from None
-        if value < minimum or (not inclusive and value == minimum):
-            bound = f"at least {minimum:g}" if inclusive else f"more than {minimum:g}"
-            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
-        return value
+    for name, field in RunConfig.model_fields.items():
+        help_text = (field.description or "").replace("%", "%%")
+        if name == "source":
+            parser.add_argument("source", metavar="SOURCE", help=help_text)
+            continue
+        flags = [f"--{name.replace('_', '-')}", *FLAG_ALIASES.get(name, ())]
+        kind, choices = _kind(field.annotation)
+        common: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS}
+        if name == "out":
+            parser.add_argument(*flags, metavar="DIR", required=True, help=help_text, dest=name)
+        elif kind is bool:
+            default = "on" if field.default else "off"
+            parser.add_argument(*flags, action=argparse.BooleanOptionalAction, help=f"{help_text} (default: {default})",
+                                **common)
+        elif kind is dict:
+            parser.add_argument("--engine-option", metavar="KEY=VALUE", action="append", type=_key_value,
+                                help=f"{help_text} Repeat for several.", **common)
+        else:
+            default = field.get_default(call_default_factory=True)
+            shown = f" (default: {default})" if default is not None else ""
+            parser.add_argument(*flags, choices=choices, metavar=METAVARS.get(name), help=f"{help_text}{shown}",
+                                **common)
 
-    parse.__name__ = name
-    return parse
+
+def _kind(annotation: Any) -> tuple[type, list[str] | None]:
+    """bool, dict or str (validated by RunConfig), and the choices of a Literal."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)] \
+        if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union else [annotation]
+    first = args[0]
+    if typing.get_origin(first) is typing.Literal:
+        return str, [str(choice) for choice in typing.get_args(first)]
+    if first is bool:
+        return bool, None
+    if typing.get_origin(first) is dict:
+        return dict, None
+    return str, None
 
 
-def _positive_int(name: str) -> argparse._ActionType:
-    return _number(name, int, 1)
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value.strip()
 
 
-def _positive_float(name: str) -> argparse._ActionType:
-    return _number(name, float, 0.0, inclusive=False)
-
-
-def _fraction(name: str) -> argparse._ActionType:
-    return _number(name, float, 0.0)
+def _version() -> str:
+    try:
+        return version("transcribe-all")
+    except PackageNotFoundError:  # running from a checkout that was never installed
+        return "unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
     try:
-        args = build_parser().parse_args(argv)
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
         if args.command == "models":
             return _import_ct2(args.src, args.dest)
-        _check_run_args(args)
+        config = check_run_args(args)
     except UsageError as error:
         print(f"transcribe-all: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     from transcribe_all.run import run_in_process
 
-    return run_in_process(args)
+    return run_in_process(config, verbose=args.verbose)
 
 
-def _check_run_args(args: argparse.Namespace) -> None:
-    """Everything that can be checked without Prefect: one line naming the parameter."""
-    from tasks.engines import EngineConfig, EngineError, resolve_model
-    from tasks.output.links import check_base_url
+def check_run_args(args: argparse.Namespace) -> Any:
+    """Everything that can be checked without Prefect; a RunConfig, or one line naming the option."""
+    from tasks.engines import EngineError, check_engine
     from tasks.planning.pricing import BUILTIN_PROFILES
+    from tasks.quality.canary import CanarySetError, resolve_canary
+    from tasks.run_config import ConfigError, RunConfig
     from transcribe_all.settings import external_prefect_api
 
-    _check_location(args.source, "SOURCE")
-    _check_location(args.out, "--out")
+    given = {k: v for k, v in vars(args).items() if k not in ("command", "verbose")}
+    if "engine_options" in given:
+        given["engine_options"] = dict(given["engine_options"])
     try:
-        check_base_url(args.base_url)
-    except ValueError as error:
-        raise UsageError(f"--{str(error).replace('_', '-', 1)}") from None
-    if args.shards and args.shard_minutes:
-        raise UsageError("--shards and --shard-minutes: give one or the other")
-    if args.hardware not in BUILTIN_PROFILES and not external_prefect_api():
-        raise UsageError(f"--hardware: unknown profile {args.hardware!r}; choose one of {', '.join(BUILTIN_PROFILES)}")
-    try:
-        resolve_model(EngineConfig(engine=args.engine, model=args.model, beam_size=args.beam_size))
-    except (EngineError, ValueError) as error:
-        raise UsageError(f"--{error}") from None
+        config = RunConfig.parse(given)
+        config.check_places()
+        check_engine(config.engine_config())
+        resolve_canary(config.canary, config.canary_references, config.engine)
+    except (ConfigError, EngineError, CanarySetError) as error:
+        raise UsageError(_as_flag(str(error))) from None
+    if config.hardware_profile() not in BUILTIN_PROFILES and not external_prefect_api():
+        raise UsageError(f"--hardware: unknown profile {config.hardware!r}; choose one of {', '.join(BUILTIN_PROFILES)}")
+    return config
 
 
-def _check_location(value: str, name: str) -> None:
-    """A local folder (SOURCE must exist) or a well-formed s3:// URI with the aws extra installed."""
-    if value.startswith("s3://"):
-        from tasks.media.s3 import parse_s3_uri, require_aws
+def _as_flag(message: str) -> str:
+    """`shard_minutes: ...` → `--shard-minutes: ...`: the parameters named before the colon, as typed."""
+    import re
 
-        try:
-            parse_s3_uri(value, name)
-            require_aws()
-        except (ValueError, RuntimeError) as error:
-            raise UsageError(str(error) if str(error).startswith(name) else f"{name}: {error}") from None
-    elif "://" in value:
-        raise UsageError(f"{name}: only folders and s3:// URIs are supported, got {value}")
-    elif name == "SOURCE" and not Path(value).is_dir():
-        raise UsageError(f"SOURCE: not a folder: {value}")
-    elif Path(value).exists() and not Path(value).is_dir():
-        raise UsageError(f"{name}: exists and is not a folder: {value}")
+    from tasks.run_config import RunConfig
+
+    names, sep, rest = message.partition(":")
+    if not sep:
+        return message
+
+    def flag(match: re.Match[str]) -> str:
+        name = match.group(0)
+        if name not in RunConfig.model_fields:
+            return name
+        if name == "source":
+            return "SOURCE"
+        return "--engine-option" if name == "engine_options" else f"--{name.replace('_', '-')}"
+
+    return re.sub(r"[a-z_]+", flag, names) + sep + rest
 
 
 def _import_ct2(src: str, dest: str) -> int:

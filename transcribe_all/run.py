@@ -1,60 +1,83 @@
-"""Run the transcribe-library flow in this process with a progress bar and a summary."""
+"""Run the transcribe-library flow in this process, showing each stage, then a summary."""
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from transcribe_all.cli import EXIT_FILES_FAILED, EXIT_OK, EXIT_RUN_FAILED
+from transcribe_all.exit_codes import EXIT_FILES_FAILED, EXIT_OK, EXIT_RUN_FAILED
 from transcribe_all.settings import prepare_cli_prefect_env, worker_settings
 
+if TYPE_CHECKING:
+    from tasks.run_config import RunConfig
 
-def run_in_process(args: argparse.Namespace) -> int:
-    prepare_cli_prefect_env(worker_settings(), args.verbose)
+ShowStage = Callable[[str | None], None]  # names the stage on the bar; None stops the bar
+
+# What the bar says while a stage has no count of its own (events from tasks/progress.py).
+STAGES = {"checking": "checking the configuration", "scanning": "scanning the library",
+          "finishing": "merging the manifest and recording the run", "canary": "scoring the WER canary"}
+
+
+def run_in_process(config: RunConfig, verbose: bool = False) -> int:
+    prepare_cli_prefect_env(worker_settings(), verbose)
     console = Console(stderr=True)
-    console.print(f"[bold]transcribe-all[/] {args.source} → {args.out} (engine {args.engine}); starting Prefect…")
-    from flows.transcribe_library import transcribe_library  # imports prefect: after the env is set
-    from tasks.engines.base import EngineError
+    console.print(f"[bold]transcribe-all[/] {escape(config.source)} → {escape(config.out)} (engine {config.engine})",
+                  soft_wrap=True)
+    with _progress_bar(console) as show:
+        show("starting Prefect")
+        from flows.transcribe_library import transcribe_library  # imports prefect: after the env is set
+        from tasks.engines.base import EngineError
 
-    try:
-        with _progress_bar(console):
-            metrics = transcribe_library(
-                source=args.source, out=args.out, engine=args.engine, model=args.model, hardware=args.hardware,
-                shards=args.shards, shard_minutes=args.shard_minutes, beam_size=args.beam_size,
-                language=args.language, word_timestamps=args.word_timestamps, pack_short_clips=not args.no_packing,
-                base_url=args.base_url,
-                vad=not args.no_vad, canary=args.canary, canary_references=args.canary_references,
-                **({"canary_threshold": args.canary_threshold} if args.canary_threshold is not None else {}),
-            )
-    except (EngineError, ValueError, OSError, RuntimeError) as error:
-        console.print(f"[red]transcribe-all: run failed:[/] {error}", soft_wrap=True)  # one line, unwrapped
-        return EXIT_RUN_FAILED
-    Console().print(_summary(metrics, args.out))
+        try:
+            metrics = transcribe_library(**config.model_dump())
+        except (EngineError, ValueError, OSError, RuntimeError) as error:
+            show(None)
+            console.print(f"[red]transcribe-all: run failed:[/] {escape(str(error))}", soft_wrap=True)  # one line, unwrapped
+            return EXIT_RUN_FAILED
+    Console().print(_summary(metrics, config.out))
     return EXIT_FILES_FAILED if metrics.files_failed else EXIT_OK
 
 
 @contextmanager
-def _progress_bar(console: Console) -> Iterator[None]:
+def _progress_bar(console: Console) -> Iterator[ShowStage]:
+    """A bar that names the stage; while transcribing: file k of n and minutes of audio done."""
     from tasks.progress import subscribe
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
-        bar = progress.add_task("scanning", total=None)
+        bar = progress.add_task("starting", total=None)
+        todo = {"files": 0, "audio_s": 0.0, "done_files": 0, "done_s": 0.0}
+
+        def show(stage: str | None) -> None:
+            if stage is None:
+                progress.stop()
+            else:
+                progress.update(bar, description=stage)
 
         def on_event(event: str, files: int, audio_s: float) -> None:
             if event == "planned":
-                progress.update(bar, description=f"transcribing {audio_s / 60:.1f} min of audio", total=files)
-            else:
+                todo.update(files=files, audio_s=audio_s)
+                progress.update(bar, total=files or None, completed=0)
+            elif event == "done":
+                todo["done_files"] += files
+                todo["done_s"] += audio_s
                 progress.advance(bar, files)
+            else:
+                show(STAGES.get(event, event))
+                return
+            show(f"transcribing file {min(todo['done_files'] + 1, todo['files'])} of {todo['files']} "
+                 f"({todo['done_s'] / 60:.1f} of {todo['audio_s'] / 60:.1f} min of audio)"
+                 if todo["done_files"] < todo["files"] else f"transcribed {todo['files']} files")
 
         unsubscribe = subscribe(on_event)
         try:
-            yield
+            yield show
         finally:
             unsubscribe()
 

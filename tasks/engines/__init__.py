@@ -1,16 +1,66 @@
-"""Engine registry: resolve the model, load it once per worker process, hand it out."""
+"""Engine registry: one entry per engine — what it needs installed, its default model, its options.
+
+`check_engine` runs at the boundary (CLI, flow start), so a missing extra or model is
+one line before any work; `load_transcriber` loads a model once per worker process.
+"""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from tasks.engines.base import ENGINES, EngineConfig, EngineError, Transcriber, config_hash
 
-__all__ = ["ENGINES", "EngineConfig", "EngineError", "Transcriber", "config_hash", "load_transcriber", "resolve_model"]
+__all__ = ["ENGINES", "REGISTRY", "EngineConfig", "EngineError", "EngineSpec", "Transcriber", "check_engine",
+           "config_hash", "load_transcriber", "resolve_model"]
 
-# Named in the error when an engine has no installed default: the user opts into a download.
-HUB_SUGGESTIONS = {"nemo": "nvidia/parakeet-tdt-0.6b-v3"}
+
+def _bundled_ct2() -> str:
+    from transcribe_all.models import bundled_whisper_ct2
+
+    return str(bundled_whisper_ct2())
+
+
+def _bundled_transformers() -> str:
+    from transcribe_all.models import bundled_whisper_transformers
+
+    return str(bundled_whisper_transformers())
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSpec:
+    name: str
+    loader: str  # "module:Class"; the class takes (config, model, cpu_threads)
+    modules: tuple[str, ...]  # imported by the engine: checked before any work
+    extra: str | None  # the pip extra that installs them
+    default_model: Callable[[], str] | None  # None: the user must name one
+    hub_hint: str | None = None  # named in the error when there is no installed default
+
+
+REGISTRY: dict[str, EngineSpec] = {
+    "ctranslate2": EngineSpec("ctranslate2", "tasks.engines.ctranslate2_whisper:CTranslate2Whisper",
+                              ("ctranslate2", "faster_whisper"), None, _bundled_ct2),
+    "transformers": EngineSpec("transformers", "tasks.engines.transformers_whisper:TransformersWhisper",
+                               ("torch", "transformers", "safetensors"), "whisper", _bundled_transformers),
+    "nemo": EngineSpec("nemo", "tasks.engines.nemo_parakeet:NemoParakeet", ("torch", "nemo"), "nemo", None,
+                       hub_hint="nvidia/parakeet-tdt-0.6b-v3"),
+    "fake": EngineSpec("fake", "tasks.engines.fake:FakeTranscriber", (), None, lambda: "fake"),
+}
+assert tuple(REGISTRY) == ENGINES, "tasks/engines/base.py ENGINES and REGISTRY must name the same engines"
+
+
+def check_engine(config: EngineConfig) -> str:
+    """Everything checkable without loading the model: installed modules, then the model. Returns it."""
+    spec = REGISTRY[config.engine]
+    missing = [name for name in spec.modules if importlib.util.find_spec(name) is None]
+    if missing:
+        install = f"pip install 'transcribe-all[{spec.extra}]'" if spec.extra else "pip install transcribe-all"
+        raise EngineError(f"engine: {config.engine} needs {', '.join(missing)}, not installed here: {install}")
+    return resolve_model(config)
 
 
 def resolve_model(config: EngineConfig) -> str:
@@ -19,19 +69,11 @@ def resolve_model(config: EngineConfig) -> str:
         if _looks_like_path(config.model) and not Path(config.model).exists():
             raise EngineError(f"model: no such file or folder: {config.model}")
         return str(Path(config.model).absolute()) if Path(config.model).exists() else config.model
-    if config.engine == "ctranslate2":
-        from transcribe_all.models import bundled_whisper_ct2
-
-        return str(bundled_whisper_ct2())
-    if config.engine == "transformers":
-        from transcribe_all.models import bundled_whisper_transformers
-
-        return str(bundled_whisper_transformers())
-    if config.engine == "fake":
-        return "fake"
+    spec = REGISTRY[config.engine]
+    if spec.default_model is not None:
+        return spec.default_model()
     # No weights are downloaded unless the user names a hub model.
-    hint = f", or the hub id {HUB_SUGGESTIONS[config.engine]} on a machine that is online" \
-        if config.engine in HUB_SUGGESTIONS else ""
+    hint = f", or the hub id {spec.hub_hint} on a machine that is online" if spec.hub_hint else ""
     raise EngineError(f"model: the {config.engine} engine has no installed default; pass --model PATH{hint}")
 
 
@@ -40,24 +82,11 @@ def load_transcriber(config: EngineConfig) -> Transcriber:
     """Load once per worker process: every shard and batch after the first reuses it."""
     from transcribe_all.settings import worker_settings
 
-    model = resolve_model(config)
-    if config.engine == "ctranslate2":
-        from tasks.engines.ctranslate2_whisper import CTranslate2Whisper
-
-        return CTranslate2Whisper(config, model, cpu_threads=worker_settings().cpu_threads)
-    if config.engine == "transformers":
-        from tasks.engines.transformers_whisper import TransformersWhisper
-
-        return TransformersWhisper(config, model)
-    if config.engine == "nemo":
-        from tasks.engines.nemo_parakeet import NemoParakeet
-
-        return NemoParakeet(config, model, cpu_threads=worker_settings().cpu_threads)
-    if config.engine == "fake":
-        from tasks.engines.fake import FakeTranscriber
-
-        return FakeTranscriber(config)
-    raise EngineError(f"engine: {config.engine!r} is not available in this install")
+    model = check_engine(config)
+    module, _, name = REGISTRY[config.engine].loader.partition(":")
+    engine_class = getattr(importlib.import_module(module), name)
+    transcriber: Transcriber = engine_class(config, model, cpu_threads=worker_settings().cpu_threads)
+    return transcriber
 
 
 def _looks_like_path(model: str) -> bool:

@@ -19,6 +19,7 @@ from typing import Any
 
 from tasks.engines.base import EngineConfig, EngineError
 from tasks.engines.captions import caption_segments
+from tasks.engines.options import CTranslate2Options, engine_options
 from tasks.engines.packing import build_pack, plan_packs, split_pack
 from tasks.records import Clip, Segment, Transcript, Word
 
@@ -47,7 +48,6 @@ SAFER_BEAM_SIZE = 5
 # time (10.1 → 13.4 s on the same files). The batched pipeline runs its own Silero pass to cut
 # windows, after the guards' VAD (tasks/quality/guarded.py) already ran: ~3 % of the decode, left as is.
 LONG_FORM_MIN_S = 30.0  # longer than one window
-LONG_FORMS = ("batched", "sequential")
 CPU_BATCH = 8
 CUDA_BATCH = 16
 
@@ -78,9 +78,7 @@ class CTranslate2Whisper:
             raise EngineError(f"cannot load CTranslate2 Whisper model from {model}: {error}") from error
         self.language = config.language or (None if self._whisper.model.is_multilingual else "en")
         self.temperatures: tuple[float, ...] = (0.0,)
-        self.long_form = config.option("long_form", "batched")
-        if self.long_form not in LONG_FORMS:
-            raise ValueError(f"engine option long_form: must be batched or sequential, got {self.long_form!r}")
+        self.long_form = engine_options(config, CTranslate2Options).long_form
         self.batch_size = config.batch_size or (CUDA_BATCH if self.device == "cuda" else CPU_BATCH)
         self._batched = BatchedInferencePipeline(self._whisper)
         log.info("ctranslate2 whisper %s on %s (%s, long files %s, batch %d)", model, self.device,

@@ -11,16 +11,17 @@ import time
 from collections.abc import Sequence
 
 from tasks.engines.base import EngineConfig
+from tasks.engines.options import FakeOptions, engine_options
 from tasks.records import Clip, Segment, Transcript
 
 
 class FakeTranscriber:
     engine = "fake"
 
-    def __init__(self, config: EngineConfig) -> None:
-        self.model = config.model or "fake"
+    def __init__(self, config: EngineConfig, model: str = "fake", cpu_threads: int = 0) -> None:
+        self.model = config.model or model
         # seconds of wall time per second of audio: lets benchmarks model a real engine's cost
-        self.seconds_per_audio_second = float(config.option("seconds_per_audio_second", "0"))
+        self.seconds_per_audio_second = engine_options(config, FakeOptions).seconds_per_audio_second
 
     def settings(self) -> dict[str, str]:
         return {"seconds_per_audio_second": str(self.seconds_per_audio_second)}

@@ -44,7 +44,10 @@ def choose_dtype(device: str, config: EngineConfig) -> str:
         if config.compute_type != "auto"
         else ("float16" if device == "cuda" else "float32")
     )
-    dtype = config.option("dtype", default)
+    from tasks.engines.options import TransformersOptions, engine_options
+
+    chosen = engine_options(config, TransformersOptions).dtype
+    dtype = default if chosen == "auto" else chosen
     if dtype not in DTYPES:
         raise EngineError(f"dtype: the transformers engine takes {', '.join(DTYPES)}, got {dtype!r}")
     if device == "cpu" and dtype == "float16":

@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import TypeVar
 
-from tasks.engines.base import EngineConfig
 from tasks.records import SAMPLE_RATE, Segment, Word
 
 MODES = ("full", "local", "buffered")
@@ -37,7 +36,7 @@ R = TypeVar("R")
 
 @dataclass(frozen=True, slots=True)
 class LongformPolicy:
-    """How the engine treats long audio; every field is an `extra` option of the same name."""
+    """How the engine treats long audio; every field is an engine option of the same name (tasks/engines/options.py)."""
 
     mode: str = "auto"  # auto | full | local | buffered: force one mode (OOM fallback still applies)
     full_max_s: float = 1440.0  # full attention up to 24 min at `reference_gb` of free memory
@@ -63,21 +62,6 @@ class LongformPolicy:
                 raise ValueError(f"nemo option {name}: must be zero or positive, got {getattr(self, name)}")
         if min(self.local_left, self.local_right, self.chunk_batch) < 1:
             raise ValueError("nemo options local_left, local_right and chunk_batch must be at least 1")
-
-    @classmethod
-    def from_config(cls, config: EngineConfig) -> LongformPolicy:
-        """Read the policy from the config's `extra` pairs; unknown keys are left to other code."""
-        values: dict[str, object] = {}
-        defaults = cls()
-        for name in (f.name for f in fields(cls)):
-            default, raw = getattr(defaults, name), config.option(name, "")
-            if raw == "":
-                continue
-            try:
-                values[name] = type(default)(raw)
-            except ValueError as error:
-                raise ValueError(f"nemo option {name}: expected {type(default).__name__}, got {raw!r}") from error
-        return cls(**values)  # type: ignore[arg-type]
 
 
 def choose_mode(duration_s: float, free_bytes: int | None, policy: LongformPolicy, bytes_per_value: int = 2) -> str:

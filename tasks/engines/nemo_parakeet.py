@@ -35,6 +35,7 @@ from tasks.engines.nemo_longform import (
     segment_words,
     stitch_words,
 )
+from tasks.engines.options import NemoOptions, engine_options
 from tasks.records import Clip, Transcript, Word
 
 log = logging.getLogger(__name__)
@@ -70,10 +71,7 @@ class NemoParakeet:
             import torch
         except ImportError as error:  # pragma: no cover - torch comes with the extra
             raise EngineError(f"the nemo engine requires torch: {INSTALL_HINT}") from error
-        try:
-            self.policy = LongformPolicy.from_config(config)
-        except ValueError as error:
-            raise EngineError(f"{error}; fix the engine's extra options") from error
+        self.policy: LongformPolicy = engine_options(config, NemoOptions)  # validated at the boundary
         self.config, self.model = config, model
         self.device = config.device if config.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
         self.compute_type = _compute_type(config.compute_type, self.device)

@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from tasks.engines.base import EngineConfig, EngineError
 from tasks.engines.hardware import auto_batch_size, choose_attention, choose_dtype, window_bytes
+from tasks.engines.options import TransformersOptions, engine_options
 from tasks.engines.packing import Pack, build_pack, plan_packs, split_pack
 from tasks.engines.whisper_tokens import Decoded, Vocabulary, parse_tokens
 from tasks.engines.windows import Span, batches, plan_spans, quietest, stitch
@@ -48,7 +49,7 @@ class _Window:
 class TransformersWhisper:
     engine = "transformers"
 
-    def __init__(self, config: EngineConfig, model: str) -> None:
+    def __init__(self, config: EngineConfig, model: str, cpu_threads: int = 0) -> None:
         try:
             import torch
             from transformers.utils import logging as hf_logging
@@ -60,12 +61,14 @@ class TransformersWhisper:
         hf_logging.disable_progress_bar()
         hf_logging.set_verbosity_error()
         self.config, self.model = config, model
+        if cpu_threads:
+            torch.set_num_threads(cpu_threads)
         cuda = torch.cuda.is_available()
         if config.device == "cuda" and not cuda:
             raise EngineError("device: cuda was asked for but torch sees no CUDA device; use --device cpu")
         self.device = "cuda" if config.device in ("auto", "cuda") and cuda else "cpu"
         self.dtype = choose_dtype(self.device, config)
-        self.attention = choose_attention(self.device == "cuda", config.option("attention", "auto"))
+        self.attention = choose_attention(self.device == "cuda", engine_options(config, TransformersOptions).attention)
         self._processor, self._model = _load(model, self.dtype, self.attention, self.device)
         self._torch = torch
         self._vocab = _vocabulary(self._processor.tokenizer, self._model.generation_config)
@@ -210,7 +213,7 @@ class TransformersWhisper:
     def _packs(self, clips: Sequence[Clip]) -> list[list[int]]:
         # Opt-in here (extra option pack=on): measured 4-7x slower on CPU than batching the clips
         # unpacked, since split-back needs word times and the longer windows re-seek.
-        if not (self.config.pack_short_clips and self.config.option("pack", "off") == "on"):
+        if not (self.config.pack_short_clips and engine_options(self.config, TransformersOptions).pack):
             return []
         short = [i for i, c in enumerate(clips) if c.duration_s <= PACK_MAX_CLIP_S]
         plans = plan_packs([clips[i].duration_s for i in short], PACK_WINDOW_S, GAP_S)

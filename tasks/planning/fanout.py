@@ -17,9 +17,8 @@ from prefect import get_run_logger, task
 from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 
-from tasks.engines.base import EngineConfig
-from tasks.media.s3 import S3Access
 from tasks.records import ShardRef
+from tasks.run_config import RunConfig, RunRef
 
 SHARD_FLOW = "transcribe-shard"
 
@@ -31,19 +30,14 @@ def shard_deployment(pool: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ShardJob:
+    """One shard run's parameters: exactly `transcribe_shard`'s."""
+
     shard: ShardRef
-    source: str
-    out: str
-    run_id: str
-    engine: EngineConfig
-    config_hash: str
-    base_url: str | None = None
-    access: S3Access | None = None  # names the credentials block; never the secrets
+    config: RunConfig
+    run: RunRef
 
     def parameters(self) -> dict[str, object]:
-        return {"shard": self.shard, "source": self.source, "out": self.out, "run_id": self.run_id,
-                "engine": self.engine, "config_hash": self.config_hash, "base_url": self.base_url,
-                "access": self.access}
+        return {"shard": self.shard, "config": self.config, "run": self.run}
 
 
 @task(name="run-shards-on-pool")
@@ -78,7 +72,7 @@ def _submit(pool: str, job: ShardJob, attempt: int) -> UUID:
         name=shard_deployment(pool),
         parameters=job.parameters(),
         timeout=0,  # return at once; the loop above waits for all shards together
-        idempotency_key=f"{job.run_id}-shard-{job.shard.shard_id}-attempt-{attempt}",
-        tags=[f"run:{job.run_id}"],
+        idempotency_key=f"{job.run.run_id}-shard-{job.shard.shard_id}-attempt-{attempt}",
+        tags=[f"run:{job.run.run_id}"],
     )
     return flow_run.id

@@ -38,19 +38,11 @@ class QualityOptions:
 
     @classmethod
     def from_config(cls, config: EngineConfig) -> QualityOptions:
-        """From the engine options `vad` (on|off), `vad_threshold` and `quality_retry` (on|off)."""
-        try:
-            threshold = float(config.option("vad_threshold", "0.5"))
-        except ValueError as error:
-            raise ValueError("engine option vad_threshold: must be a number between 0 and 1") from error
-        return cls(vad=_on(config, "vad"), vad_threshold=threshold, retry=_on(config, "quality_retry"))
+        """From the engine options `vad`, `vad_threshold` and `quality_retry` every engine takes."""
+        from tasks.engines.options import OPTIONS, engine_options
 
-
-def _on(config: EngineConfig, key: str) -> bool:
-    value = config.option(key, "on").lower()
-    if value not in ("on", "off", "true", "false"):
-        raise ValueError(f"engine option {key}: must be on or off, got {value!r}")
-    return value in ("on", "true")
+        options = engine_options(config, OPTIONS[config.engine])
+        return cls(vad=options.vad, vad_threshold=options.vad_threshold, retry=options.quality_retry)
 
 
 def transcribe_guarded(

@@ -1,0 +1,124 @@
+"""Each engine's typed options: the only keys `engine_options` accepts for that engine.
+
+Options travel in `EngineConfig.extra` as sorted (name, text) pairs, so an
+`EngineConfig` stays hashable (the loaded model is cached on it) and its config
+hash only changes when a user sets an option. They are validated once, at the
+boundary (`validate_options`), and read back typed (`engine_options`): no code
+parses option strings itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, fields
+from functools import lru_cache
+from typing import Literal, TypeVar
+
+from pydantic import TypeAdapter, ValidationError
+
+from tasks.engines.base import EngineConfig
+from tasks.engines.nemo_longform import LongformPolicy
+
+
+@dataclass(frozen=True)
+class CommonOptions:
+    """Options every engine takes: voice-activity detection and the safer retry (tasks/quality/)."""
+
+    vad: bool = True  # cut long silences before the engine (speech is detected either way)
+    vad_threshold: float = 0.5  # Silero speech probability
+    quality_retry: bool = True  # decode a flagged file once more with the engine's safer settings
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.vad_threshold <= 1.0:
+            raise ValueError(f"vad_threshold: must be between 0 and 1, got {self.vad_threshold}")
+
+
+@dataclass(frozen=True)
+class CTranslate2Options(CommonOptions):
+    long_form: Literal["batched", "sequential"] = "batched"  # a long file's windows: one batch, or one by one
+
+
+@dataclass(frozen=True)
+class TransformersOptions(CommonOptions):
+    attention: Literal["auto", "flash_attention_2", "sdpa", "eager"] = "auto"
+    dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"  # auto: compute_type, else by device
+    pack: bool = False  # several short clips share one 30 s window (text then depends on neighbours)
+
+
+@dataclass(frozen=True)
+class NemoOptions(CommonOptions, LongformPolicy):
+    """The long-audio policy (tasks/engines/nemo_longform.py) plus the quality options."""
+
+    def __post_init__(self) -> None:
+        CommonOptions.__post_init__(self)
+        LongformPolicy.__post_init__(self)
+
+
+@dataclass(frozen=True)
+class FakeOptions(CommonOptions):
+    seconds_per_audio_second: float = 0.0  # wall time per audio second: lets benchmarks model a real engine
+
+
+OPTIONS: dict[str, type[CommonOptions]] = {
+    "ctranslate2": CTranslate2Options,
+    "transformers": TransformersOptions,
+    "nemo": NemoOptions,
+    "fake": FakeOptions,
+}
+
+O = TypeVar("O", bound=CommonOptions)
+
+
+def option_names(engine: str) -> list[str]:
+    return sorted(f.name for f in fields(OPTIONS[engine]))
+
+
+def validate_options(engine: str, given: Mapping[str, object]) -> tuple[tuple[str, str], ...]:
+    """Check `given` against the engine's options; return them as canonical sorted pairs.
+
+    Raises ValueError with one line naming the option and, for an unknown one, the valid names.
+    """
+    cls = OPTIONS[engine]
+    valid = option_names(engine)
+    for key in given:
+        if key not in valid:
+            raise ValueError(f"engine_options: unknown option {key!r} for the {engine} engine; "
+                             f"valid: {', '.join(valid)}")
+    typed = _parse(cls, dict(given))
+    return tuple(sorted((key, _text(getattr(typed, key), given[key])) for key in given))
+
+
+def engine_options(config: EngineConfig, cls: type[O]) -> O:
+    """The config's options for its engine, typed (validated at the boundary, so this does not fail)."""
+    parsed = _cached(config.engine, config.extra)
+    if not isinstance(parsed, cls):
+        raise TypeError(f"{config.engine} options are {type(parsed).__name__}, not {cls.__name__}")
+    return parsed
+
+
+@lru_cache(maxsize=64)
+def _cached(engine: str, extra: tuple[tuple[str, str], ...]) -> CommonOptions:
+    return _parse(OPTIONS[engine], dict(extra))
+
+
+def _parse(cls: type[O], values: dict[str, object]) -> O:
+    try:
+        return TypeAdapter(cls).validate_python(values)  # unknown keys were refused by the caller
+    except ValidationError as error:
+        first = error.errors()[0]
+        message = first["msg"].removeprefix("Value error, ")
+        if not first["loc"]:  # a __post_init__ check: its message names the option
+            raise ValueError(f"engine_options: {message}") from None
+        where = ".".join(str(part) for part in first["loc"])
+        raise ValueError(f"engine_options: {where}: {message} (got {first.get('input')!r})") from None
+
+
+def _text(value: object, given: object) -> str:
+    """Canonical text of an option: bools as on/off (what the config hash has always seen), else as given."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return given.strip() if isinstance(given, str) else str(value)
+
+
+def defaults(engine: str) -> dict[str, object]:
+    return {f.name: f.default for f in fields(OPTIONS[engine]) if f.default is not MISSING}
