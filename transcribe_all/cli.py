@@ -19,6 +19,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any, NoReturn
 
 from transcribe_all.exit_codes import EXIT_USAGE
+from transcribe_all.settings import prepare_cli_prefect_env, worker_settings
 
 # CLI spellings that differ from the field's name (kept from earlier releases).
 FLAG_ALIASES = {"pack_short_clips": ("--packing",)}
@@ -118,20 +119,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         if args.command == "models":
             return _import_ct2(args.src, args.dest)
+        # Before anything can import Prefect: it reads its settings (state folder, log level) once, at import.
+        prepare_cli_prefect_env(worker_settings(), args.verbose)
         config = check_run_args(args)
     except UsageError as error:
         print(f"transcribe-all: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     from transcribe_all.run import run_in_process
 
-    return run_in_process(config, verbose=args.verbose)
+    return run_in_process(config)
 
 
 def check_run_args(args: argparse.Namespace) -> Any:
     """Everything that can be checked without Prefect; a RunConfig, or one line naming the option."""
     from tasks.engines import EngineError, check_engine
     from tasks.planning.pricing import BUILTIN_PROFILES
-    from tasks.quality.canary import CanarySetError, resolve_canary
+    from tasks.quality.canary_set import CanarySetError, resolve_canary
     from tasks.run_config import ConfigError, RunConfig
     from transcribe_all.settings import external_prefect_api
 

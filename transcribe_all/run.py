@@ -12,7 +12,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from transcribe_all.exit_codes import EXIT_FILES_FAILED, EXIT_OK, EXIT_RUN_FAILED
-from transcribe_all.settings import prepare_cli_prefect_env, worker_settings
 
 if TYPE_CHECKING:
     from tasks.run_config import RunConfig
@@ -24,8 +23,8 @@ STAGES = {"checking": "checking the configuration", "scanning": "scanning the li
           "finishing": "merging the manifest and recording the run", "canary": "scoring the WER canary"}
 
 
-def run_in_process(config: RunConfig, verbose: bool = False) -> int:
-    prepare_cli_prefect_env(worker_settings(), verbose)
+def run_in_process(config: RunConfig) -> int:
+    """Run the flow here (Prefect's environment is already prepared: cli.main) and print its summary."""
     console = Console(stderr=True)
     console.print(f"[bold]transcribe-all[/] {escape(config.source)} → {escape(config.out)} (engine {config.engine})",
                   soft_wrap=True)

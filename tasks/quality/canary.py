@@ -15,7 +15,6 @@ columns. With a pool of workers the canary runs where the parent flow runs.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import time
@@ -35,31 +34,19 @@ from tasks.output.manifest_merge import READ_BUFFER_BYTES, ROW_GROUP_ROWS, confo
 from tasks.output.manifests import MANIFEST_DIR, MANIFEST_SCHEMA
 from tasks.output.storage import open_output
 from tasks.output.transcripts import atomic_path, atomic_write_bytes
+from tasks.quality.canary_set import CanarySetError, LabelledSet, resolve_canary
 from tasks.quality.guarded import QualityOptions, transcribe_guarded
 from tasks.quality.wer import word_error_rate
 from tasks.records import Clip, Transcript
-from tasks.run_config import DEFAULT_CANARY_THRESHOLD, SHIPPED_CANARY, RunConfig
+from tasks.run_config import RunConfig
 from tasks.transcribe import run_engine
 from transcribe_all.settings import worker_settings
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-SHIPPED = SHIPPED_CANARY  # the `canary` value that means the shipped set
-DEFAULT_THRESHOLD = DEFAULT_CANARY_THRESHOLD
 CANARY_FAILED = "canary_failed"
-
-
-class CanarySetError(ValueError):
-    """The labelled set cannot be used: a missing folder, TSV, column or audio file."""
 
 
 class CanaryFailed(RuntimeError):
     """The run's canary WER is above its threshold: the run's transcripts are suspect."""
-
-
-@dataclass(frozen=True, slots=True)
-class LabelledSet:
-    folder: Path
-    references: tuple[tuple[str, str], ...]  # (source relative to folder, reference text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,41 +64,6 @@ class CanaryResult:
     def summary(self) -> str:
         verdict = "passed" if self.passed else "FAILED"
         return f"canary WER {self.wer:.3f} {verdict} (threshold {self.threshold:.3f}, {self.files} files)"
-
-
-def resolve_canary(canary: str | None, references: str | None, engine: str) -> LabelledSet | None:
-    """The labelled set a run's `canary` parameter names: `shipped`, a folder, or off/None."""
-    if canary is None or canary.strip().lower() in ("", "off", "none"):
-        return None
-    if canary == SHIPPED:
-        if engine == "fake":
-            return None  # the fake engine says no words: there is nothing to score
-        folder, tsv = EXAMPLES / "library", EXAMPLES / "references.tsv"
-        if not tsv.is_file():
-            raise CanarySetError(f"canary: the shipped set is not in this install ({tsv}); "
-                                 "pass canary=FOLDER with a references.tsv, or canary=off")
-    else:
-        folder = Path(canary)
-        tsv = Path(references) if references else folder / "references.tsv"
-    if not folder.is_dir():
-        raise CanarySetError(f"canary: not a folder: {folder}; pass a folder of labelled audio, or canary=off")
-    pairs = load_references(tsv)
-    missing = [source for source, _ in pairs if not (folder / source).is_file()]
-    if missing:
-        raise CanarySetError(f"canary: {len(missing)} files listed in {tsv} are not in {folder}, e.g. {missing[0]}")
-    return LabelledSet(folder, pairs)
-
-
-def load_references(tsv: Path) -> tuple[tuple[str, str], ...]:
-    """`source` and `text` columns of a tab-separated file with a header."""
-    try:
-        with tsv.open(encoding="utf-8", newline="") as handle:
-            rows = list(csv.DictReader(handle, delimiter="\t"))
-    except OSError as error:
-        raise CanarySetError(f"canary: cannot read references {tsv}: {error.strerror or error}") from error
-    if not rows or not {"source", "text"} <= set(rows[0]):
-        raise CanarySetError(f"canary: {tsv} needs a header with tab-separated `source` and `text` columns")
-    return tuple((row["source"], row["text"] or "") for row in rows)
 
 
 def score_canary(transcriber: Transcriber, labelled: LabelledSet, options: QualityOptions,
