@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from prefect.blocks.core import Block
 from pydantic import Field
 
@@ -26,7 +28,7 @@ class HardwareProfile(Block):
 def resolve_pricing(name: str) -> Pricing:
     """A saved HardwareProfile block of that name wins; else the built-in profile."""
     try:
-        block = HardwareProfile.load(name)
+        block = cast(HardwareProfile, HardwareProfile.load(name))  # sync context: the block itself
     except (ValueError, RuntimeError):
         return builtin_profile(name)
     return block.to_pricing(name)

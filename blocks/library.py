@@ -7,6 +7,8 @@ and never appear in this block, its logs or a flow run's parameters.
 
 from __future__ import annotations
 
+from typing import cast
+
 from prefect.blocks.core import Block
 from pydantic import Field, field_validator
 
@@ -62,7 +64,7 @@ def resolve_library(source: str) -> tuple[str, S3Access | None]:
         return source, None
     name = source.removeprefix(LIBRARY_PREFIX)
     try:
-        library = MediaLibrary.load(name)
+        library = cast(MediaLibrary, MediaLibrary.load(name))  # sync context: the block, not a coroutine
     except ValueError as error:
         hint = "save one, or pass a folder or an s3:// URI"
         raise ValueError(f"source: no MediaLibrary block named {name!r}; {hint}") from error

@@ -64,7 +64,8 @@ def transcribe_library(**parameters: Any) -> RunMetrics:
     scan_started = datetime.now(UTC)
     items = scan_library_task(source, config.out, access)
     # quote: Prefect would otherwise walk every item looking for futures (~40 s at 100,000 files).
-    todo = plan_run_task(quote(items), config.out, ctx, (datetime.now(UTC) - scan_started).total_seconds())
+    scan_s = (datetime.now(UTC) - scan_started).total_seconds()
+    todo = plan_run_task(quote(items), config.out, ctx, scan_s)  # type: ignore[call-overload]  # Prefect unquotes
     logger.info("run %s: %d files found, %d to transcribe", run_id, len(items), len(todo))
     shards, target_s = config.shard_plan()
     plan = shard_items(todo, shards, target_s)

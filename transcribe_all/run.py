@@ -81,20 +81,23 @@ def _progress_bar(console: Console) -> Iterator[ShowStage]:
             unsubscribe()
 
 
+def _money(value: float | None) -> str:
+    return "n/a" if value is None else f"${value:,.4f}"
+
+
 def _summary(m: object, out: str) -> Table:
     from tasks.output.metrics import RunMetrics
 
     assert isinstance(m, RunMetrics)
     table = Table(title=f"run {m.run_id}", show_header=False)
-    money = lambda v: "n/a" if v is None else f"${v:,.4f}"
     for label, value in [
         ("files", f"{m.files_ok} ok, {m.files_failed} failed, {m.files_skipped} skipped ({m.files_total} total)"),
         ("audio", f"{m.audio_s / 60:,.2f} min transcribed"),
         ("wall time", f"{m.wall_s:,.1f} s (RTFx {m.rtfx:,.1f})"),
         ("stages", (f"scan {m.scan_s:.1f} s, waiting on decode {m.decode_s:.1f} s, inference {m.inference_s:.1f} s, "
                    f"write {m.write_s:.1f} s")),
-        ("cost", (f"{money(m.cost_usd)} on {m.hardware}; per audio hour {money(m.cost_per_audio_hour_usd)}"
-                 f" on-demand, {money(m.spot_cost_per_audio_hour_usd)} spot")),
+        ("cost", (f"{_money(m.cost_usd)} on {m.hardware}; per audio hour {_money(m.cost_per_audio_hour_usd)}"
+                 f" on-demand, {_money(m.spot_cost_per_audio_hour_usd)} spot")),
         ("quality", f"{m.files_flagged} files flagged; WER canary "
                     + ("off" if m.canary_wer is None else f"{m.canary_wer:.3f} (threshold {m.canary_threshold})")),
         ("outputs", f"{out}/manifest, {out}/runs, {out}/transcripts"),

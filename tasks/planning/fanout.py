@@ -11,10 +11,12 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 from uuid import UUID
 
 from prefect import get_run_logger, task
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 
 from tasks.records import ShardRef
@@ -68,11 +70,11 @@ def run_shards_on_pool(pool: str, jobs: Sequence[ShardJob], attempts: int = 3, p
 
 
 def _submit(pool: str, job: ShardJob, attempt: int) -> UUID:
-    flow_run = run_deployment(
+    flow_run = cast(FlowRun, run_deployment(  # called from a sync task: a FlowRun, not a coroutine
         name=shard_deployment(pool),
         parameters=job.parameters(),
         timeout=0,  # return at once; the loop above waits for all shards together
         idempotency_key=f"{job.run.run_id}-shard-{job.shard.shard_id}-attempt-{attempt}",
         tags=[f"run:{job.run.run_id}"],
-    )
+    ))
     return flow_run.id
