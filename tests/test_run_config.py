@@ -21,8 +21,8 @@ BASE = {"source": str(ROOT / "examples" / "library"), "out": "/tmp/never-written
     [
         ({"shards": 2, "shard_minutes": 60}, "shards and shard_minutes: give one or the other"),
         ({"engine_options": {"bogus_knob": "1"}},
-         "engine_options: unknown option 'bogus_knob' for the ctranslate2 engine; valid: long_form, quality_retry, "
-         "vad, vad_threshold"),
+         ("engine_options: unknown option 'bogus_knob' for the ctranslate2 engine; valid: long_form, quality_retry, "
+         "vad, vad_threshold")),
         ({"engine_options": {"long_form": "fast"}}, "engine_options: long_form: Input should be 'batched' or"),
         ({"shards": 0}, "shards: Input should be greater than or equal to 1"),
         ({"bogus": 1}, "bogus: unknown parameter; valid: source, out,"),
@@ -107,8 +107,8 @@ def test_a_missing_extra_exits_2_before_prefect_starts(tmp_path: Path) -> None:
 def test_a_bad_canary_path_and_a_bogus_option_exit_2_before_prefect_starts(tmp_path: Path) -> None:
     done = cli("run", "examples/library", "--out", str(tmp_path / "out"), "--canary", str(tmp_path / "nope"))
     assert done.returncode == 2
-    assert done.stderr.splitlines() == [f"transcribe-all: error: --canary: not a folder: {tmp_path / 'nope'}; pass "
-                                        "a folder of labelled audio, or canary=off", "prefect not imported"]
+    assert done.stderr.splitlines() == [(f"transcribe-all: error: --canary: not a folder: {tmp_path / 'nope'}; pass "
+                                        "a folder of labelled audio, or canary=off"), "prefect not imported"]
     bogus = cli("run", "examples/library", "--out", str(tmp_path / "out"), "--engine-option", "bogus_knob=1")
     assert bogus.returncode == 2 and bogus.stderr.startswith("transcribe-all: error: --engine-option: unknown option")
 
@@ -137,3 +137,16 @@ def test_version_and_no_arguments() -> None:
                           check=False)
     assert bare.returncode == 2 and bare.stderr.startswith("usage: transcribe-all")
     assert "\n    run  " in bare.stderr and "\n    models  " in bare.stderr  # the subcommands, described
+
+
+def test_the_flow_parameters_are_the_run_config_fields_with_descriptions() -> None:
+    """What the Prefect UI renders as the run form, and what `--params` keys merge into."""
+    from flows.transcribe_library import transcribe_library
+
+    schema = transcribe_library.parameters.model_dump()
+    assert list(schema["properties"]) == list(RunConfig.model_fields)
+    assert schema["required"] == ["source", "out"]
+    for name, field in RunConfig.model_fields.items():
+        assert schema["properties"][name]["description"] == field.description
+    assert schema["properties"]["shards"]["default"] is None and schema["properties"]["engine"]["enum"] == [
+        "ctranslate2", "transformers", "nemo", "fake"]
