@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tasks.engines import EngineConfig, EngineError, load_transcriber, resolve_model
-from tasks.engines.captions import caption_segments
+from tasks.engines.words import caption_segments
 from tasks.media.audio import decode_audio, probe_duration
 from tasks.quality.wer import word_error_rate
 from tasks.records import SAMPLE_RATE, Clip, Word

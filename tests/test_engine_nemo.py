@@ -172,6 +172,11 @@ def test_errors_that_are_not_oom_are_not_retried(tiny_nemo: Path, monkeypatch: p
     assert sizes == [2]
 
 
-def test_bad_options_say_what_to_fix(tiny_nemo: Path) -> None:
-    with pytest.raises(EngineError, match="chunk_s: expected float.*extra options"):
-        _engine(tiny_nemo, chunk_s="twenty")
+def test_bad_options_say_what_to_fix() -> None:
+    """Refused at the boundary (RunConfig, the CLI), before any model loads."""
+    from tasks.engines.options import validate_options
+
+    with pytest.raises(ValueError, match="engine_options: chunk_s: Input should be a valid number"):
+        validate_options("nemo", {"chunk_s": "twenty"})
+    with pytest.raises(ValueError, match="unknown option 'chunk' for the nemo engine; valid: chunk_batch, chunk_s"):
+        validate_options("nemo", {"chunk": "20"})

@@ -6,7 +6,7 @@ conditioning on previous text (the usual cause of repetition loops in batch use)
 Short clips are packed into shared 30 s windows (see `packing.py`); files longer than
 one window are cut at pauses by voice-activity detection and their windows decoded as
 one batch (faster-whisper's `BatchedInferencePipeline`), with caption cues rebuilt
-from word timestamps (see `captions.py`).
+from word timestamps (see `words.py`).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from dataclasses import replace
 from typing import Any
 
 from tasks.engines.base import EngineConfig, EngineError
-from tasks.engines.captions import caption_segments
 from tasks.engines.options import CTranslate2Options, engine_options
 from tasks.engines.packing import build_pack, plan_packs, split_pack
+from tasks.engines.words import caption_segments, transcript_of
 from tasks.records import Clip, Segment, Transcript, Word
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ class CTranslate2Whisper:
         return [r for r in results if r is not None]
 
     def _decode_long(self, samples: Any) -> Transcript:
-        """One file's windows as one batch; cues rebuilt from the words (see `captions.py`)."""
+        """One file's windows as one batch; cues rebuilt from the words (see `words.py`)."""
         chunks, info = self._batched.transcribe(
             samples,
             language=self.language,
@@ -174,12 +174,7 @@ class CTranslate2Whisper:
 
 
 def _as_transcript(segments: list[tuple[Segment, tuple[Word, ...]]], language: str) -> Transcript:
-    return Transcript(
-        text=" ".join(s.text for s, _ in segments if s.text).strip(),
-        segments=tuple(s for s, _ in segments),
-        words=tuple(w for _, words in segments for w in words),
-        language=language,
-    )
+    return transcript_of(segments, language)
 
 
 def _sec(t: float) -> float:

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from tasks.engines.words import caption_groups, midpoint, owns, segment_of
 from tasks.records import SAMPLE_RATE, Segment, Word
 
 MODES = ("full", "local", "buffered")
@@ -127,10 +128,10 @@ def stitch_words(
         high = math.inf if last else chunk.keep_end / rate  # frame rounding can place a last word past the end
         for word in words:
             start, end = (min(t + offset, chunk.end / rate) for t in (word.start, word.end))
-            middle = (start + end) / 2
-            if middle < low or middle >= high:
+            on_file_clock = Word(start, end, word.word, word.probability)
+            if not owns(low, high, on_file_clock):
                 continue
-            if kept and (middle < kept[-1].end or _is_repeat(kept[-1], word.word, start)):
+            if kept and (midpoint(on_file_clock) < kept[-1].end or _is_repeat(kept[-1], word.word, start)):
                 continue  # the previous chunk already covered this time
             start = min(max(start, kept[-1].end if kept else 0.0), end)
             kept.append(Word(round(start, 3), round(end, 3), word.word, word.probability))
@@ -141,24 +142,10 @@ def _is_repeat(previous: Word, text: str, start: float) -> bool:
     return previous.word.strip().lower() == text.strip().lower() and start < previous.end
 
 
-def segment_words(words: Sequence[Word], policy: LongformPolicy) -> tuple[Segment, ...]:
-    """Group words into segments at sentence ends, pauses and a maximum length (the same in every mode)."""
-    segments: list[Segment] = []
-    current: list[Word] = []
-    for word in words:
-        if current and (word.start - current[-1].end >= policy.segment_gap_s
-                        or current[-1].word.endswith((".", "?", "!"))
-                        or word.end - current[0].start > policy.segment_max_s):
-            segments.append(_segment(current))
-            current = []
-        current.append(word)
-    if current:
-        segments.append(_segment(current))
-    return tuple(segments)
-
-
-def _segment(words: Sequence[Word]) -> Segment:
-    return Segment(words[0].start, words[-1].end, " ".join(w.word for w in words))
+def segment_words(words: Sequence[Word], policy: LongformPolicy) -> list[tuple[Segment, list[Word]]]:
+    """Caption cues with their words (tasks/engines/words.py), the same in every mode; NeMo's words carry no spaces."""
+    groups = caption_groups(words, max_s=policy.segment_max_s, pause_s=policy.segment_gap_s)
+    return [(segment_of(group, spaced=False), group) for group in groups]
 
 
 def run_halving(

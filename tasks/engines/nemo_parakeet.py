@@ -36,6 +36,7 @@ from tasks.engines.nemo_longform import (
     stitch_words,
 )
 from tasks.engines.options import NemoOptions, engine_options
+from tasks.engines.words import transcript_of
 from tasks.records import Clip, Transcript, Word
 
 log = logging.getLogger(__name__)
@@ -168,15 +169,13 @@ class NemoParakeet:
             self._asr.change_attention_model(*before)
 
     def _transcript(self, words: tuple[Word, ...], trail: list[str], notes: dict[str, str]) -> Transcript:
-        segments = segment_words(words, self.policy)
         info = {"mode": trail[-1], **notes}
         if len(trail) > 1:
             info["fallback"] = " -> ".join(trail) + " (out of memory)"
         if trail[-1] == "buffered":
             p = self.policy
             info["chunking"] = f"{p.chunk_s:g}s chunks, {p.left_s:g}s left, {p.right_s:g}s right"
-        text = " ".join(s.text for s in segments)
-        return Transcript(text, segments, words, language=self.config.language, info=info)
+        return transcript_of(segment_words(words, self.policy), self.config.language, info=info)
 
     @property
     def _bytes_per_value(self) -> int:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from tasks.engines.words import midpoint, segment_of, transcript_of
 from tasks.quality.guards import GuardLimits
 from tasks.records import SAMPLE_RATE, Segment, Transcript, Word
 
@@ -103,7 +104,7 @@ def segment_is_clean(pack: Pack, segment: Segment, words: Sequence[Word], gap_s:
     start, end = pack.offsets[owner] - gap_s, pack.offsets[owner] + pack.durations[owner] + gap_s
     if segment.start < start or segment.end > end:
         return False
-    return all(_owner(pack, (w.start + w.end) / 2, gap_s) == owner for w in words)
+    return all(_owner(pack, midpoint(w), gap_s) == owner for w in words)
 
 
 def _too_much_text(segment: Segment) -> bool:
@@ -114,7 +115,7 @@ def _too_much_text(segment: Segment) -> bool:
 
 def _touched(pack: Pack, segment: Segment, words: Sequence[Word], gap_s: float) -> set[int]:
     """The clips a segment overlaps in time or hands words to."""
-    touched = {_owner(pack, (w.start + w.end) / 2, gap_s) for w in words}
+    touched = {_owner(pack, midpoint(w), gap_s) for w in words}
     touched |= {m for m, (start, duration) in enumerate(zip(pack.offsets, pack.durations, strict=True))
                 if segment.start < start + duration and segment.end > start}
     return touched | {_owner(pack, (segment.start + segment.end) / 2, gap_s)}
@@ -132,10 +133,4 @@ def _clamp(t: float, duration: float) -> float:
 
 
 def _transcript(groups: list[list[Word]], language: str | None) -> Transcript:
-    segments = tuple(
-        Segment(words[0].start, words[-1].end, "".join(w.word for w in words).strip()) for words in groups
-    )
-    words = tuple(w for group in groups for w in group)
-    return Transcript(
-        text=" ".join(s.text for s in segments).strip(), segments=segments, words=words, language=language
-    )
+    return transcript_of([(segment_of(words), words) for words in groups], language)

@@ -30,6 +30,7 @@ from tasks.engines.options import TransformersOptions, engine_options
 from tasks.engines.packing import Pack, build_pack, plan_packs, split_pack
 from tasks.engines.whisper_tokens import Decoded, Vocabulary, parse_tokens
 from tasks.engines.windows import Span, batches, plan_spans, quietest, stitch
+from tasks.engines.words import transcript_of
 from tasks.records import SAMPLE_RATE, Clip, Transcript
 
 log = logging.getLogger(__name__)
@@ -276,12 +277,7 @@ def _cut(samples: npt.NDArray[np.float32], span: Span) -> npt.NDArray[np.float32
 
 
 def _transcript(decoded: Decoded, language: str | None, words: bool) -> Transcript:
-    return Transcript(
-        text=" ".join(s.text for s, _ in decoded if s.text).strip(),
-        segments=tuple(s for s, _ in decoded),
-        words=tuple(w for _, ws in decoded for w in ws) if words else (),
-        language=language,
-    )
+    return transcript_of(decoded, language, keep_words=words)
 
 
 def _first_line(error: BaseException) -> str:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from tasks.engines.words import owns, segment_of, transcript_of
 from tasks.records import Segment, Transcript, Word
 
 SEARCH_S = 8.0  # how far before the latest cut point a quieter one is looked for
@@ -91,24 +92,13 @@ def stitch(
     pieces: Sequence[tuple[Span, Sequence[tuple[Segment, Sequence[Word]]]]], language: str | None
 ) -> Transcript:
     """One transcript from overlapping windows; piece times are on the window's clock."""
-    segments: list[Segment] = []
-    words: list[Word] = []
+    kept: list[tuple[Segment, list[Word]]] = []
     for span, decoded in pieces:
         for _segment, seg_words in decoded:
-            kept = [
-                _shift(w, span.start)
-                for w in seg_words
-                if span.own_from <= span.start + _mid(w) < span.own_to
-            ]
-            if kept:
-                segments.append(Segment(kept[0].start, kept[-1].end, "".join(w.word for w in kept).strip()))
-                words.extend(kept)
-    text = " ".join(s.text for s in segments if s.text).strip()
-    return Transcript(text=text, segments=tuple(segments), words=tuple(words), language=language)
-
-
-def _mid(word: Word) -> float:
-    return (word.start + word.end) / 2
+            owned = [_shift(w, span.start) for w in seg_words if owns(span.own_from, span.own_to, w, span.start)]
+            if owned:
+                kept.append((segment_of(owned), owned))
+    return transcript_of(kept, language)
 
 
 def _shift(word: Word, offset: float) -> Word:
