@@ -81,8 +81,10 @@ def transcribe_library(**parameters: Any) -> RunMetrics:
     report("finishing", 0, 0.0)
     finalize_run_task(config.out, run_id)
     # The canary checks the engine that made this run's transcripts: nothing transcribed, nothing to check.
-    checked = run_canary_task(config.engine_config(), labelled, config.canary_threshold, ctx.config_hash) \
-        if labelled and todo else None
+    checked = None
+    if labelled and todo:
+        report("canary", 0, 0.0)
+        checked = run_canary_task(config.engine_config(), labelled, config.canary_threshold, ctx.config_hash)
     if checked and not checked.passed:
         mark_run_task(config.out, run_id, CANARY_FAILED)
     metrics = record_run_task(config.out, run_id, started_at, pricing, len(plan) if config.pool else 1, ctx.engine,
