@@ -21,6 +21,7 @@ from blocks.library import resolve_library
 from flows.transcribe_shard import transcribe_shard
 from tasks.engines.base import EngineConfig
 from tasks.media.scan import scan_library_task
+from tasks.output.archive import refresh_archive_task
 from tasks.output.links import check_base_url
 from tasks.output.manifests import finalize_run_task, finalize_unfinished_task
 from tasks.output.metrics import RunMetrics, record_run_task
@@ -65,11 +66,15 @@ def transcribe_library(
     canary: str | None = SHIPPED,
     canary_references: str | None = None,
     canary_threshold: float = DEFAULT_THRESHOLD,
+    site: bool = False,
+    media_base_url: str | None = None,
 ) -> RunMetrics:
     """Transcribe every new or changed media file under SOURCE into OUT (folders or s3:// URIs).
 
     SOURCE may also name a saved MediaLibrary block (`media-library/NAME`): its location and S3
     credentials are used. With `base_url` (where OUT is served), manifest rows link to their transcripts.
+    The search index is updated every run; `site` also rebuilds OUT/site/ (media links: relative to a
+    local SOURCE, else under `media_base_url`).
     """
     logger = get_run_logger()
     base_url = check_base_url(base_url)
@@ -104,6 +109,7 @@ def transcribe_library(
     metrics = record_run_task(out, run_id, started_at, pricing, len(plan) if pool else 1, ctx.engine,
                               ctx.model, ctx.config_hash, checked.wer if checked else None,
                               checked.threshold if checked else None)
+    refresh_archive_task(out, source, base_url=base_url, site=site, media_base_url=media_base_url)
     publish_run_report(metrics)
     if failed:
         raise ShardsFailed(f"shards {failed} failed on every attempt; the next run redoes their files")

@@ -13,6 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from transcribe_all.archive_cli import add_archive_commands, run_archive_command
+
+ARCHIVE_COMMANDS = ("search", "site")
+
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_FILES_FAILED = 0, 1, 2, 3
 
 
@@ -57,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert = model_commands.add_parser("import-ct2", help="convert a CTranslate2 Whisper folder for transformers")
     convert.add_argument("src", metavar="SRC")
     convert.add_argument("dest", metavar="DEST")
+    add_archive_commands(commands)  # search, site: transcribe_all/archive_cli.py
     return parser
 
 
@@ -95,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "models":
             return _import_ct2(args.src, args.dest)
+        if args.command in ARCHIVE_COMMANDS:
+            return run_archive_command(args)
         _check_run_args(args)
     except UsageError as error:
         print(f"transcribe-all: error: {error}", file=sys.stderr)
