@@ -59,9 +59,12 @@ async function runSearch(query) {
   box.textContent = 'Searching…';
   let pagefind;
   try {
-    pagefind = await import('./pagefind/pagefind.js');
+    // Resolved against the page, not this script (assets/): index.html sits beside pagefind/.
+    pagefind = await import(new URL('pagefind/pagefind.js', location.href).href);
   } catch (error) {
-    box.textContent = 'Search needs the site served over http(s) (browsers block it from file://).';
+    box.textContent = location.protocol === 'file:'
+      ? 'Search needs the site served over http(s): browsers block it from file://.'
+      : 'No search index yet: build the site with transcribe-all site DIR.';
     return;
   }
   const found = await pagefind.search(query);
@@ -74,7 +77,7 @@ async function runSearch(query) {
   for (const data of shown) {
     const hit = document.createElement('div'); hit.className = 'hit';
     const link = document.createElement('a');
-    link.href = data.url.replace(/^\\//, '');
+    link.href = data.url;  // Pagefind's URLs are absolute paths, found from where pagefind.js was served
     link.textContent = (data.meta && data.meta.title) || data.url;
     const excerpt = document.createElement('div'); excerpt.className = 'excerpt';
     excerpt.append(markedNodes(data.excerpt || ''));
@@ -114,7 +117,8 @@ function startFilePage() {
     }
   });
   const at = /^#t=([0-9.]+)$/.exec(location.hash);
-  if (at) player.addEventListener('loadedmetadata', () => { player.currentTime = parseFloat(at[1]); }, {once: true});
+  if (at && player.readyState >= 1) player.currentTime = parseFloat(at[1]);  // metadata may already be in
+  else if (at) player.addEventListener('loadedmetadata', () => { player.currentTime = parseFloat(at[1]); }, {once: true});
 }
 document.addEventListener('DOMContentLoaded', () => { startSearchPage(); startFilePage(); });
 """
