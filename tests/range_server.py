@@ -36,7 +36,7 @@ class RangeHandler(SimpleHTTPRequestHandler):
         self.end_headers()
         return _Limited(handle, end - start + 1)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: object) -> None:
         return None
 
 

@@ -8,13 +8,14 @@ nothing, and one whose copy is stale (another worker updated it) downloads the i
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
 from tasks.output.metrics import RUNS_DIR
 from tasks.output.search import INDEX_PATH, IndexUpdate, connect, update_index
-from tasks.output.storage import LocalOutput, OutputStore, open_output
+from tasks.output.storage import LocalOutput, OutputStore
 from tasks.output.transcripts import atomic_write_bytes, atomic_write_text
 
 GENERATION_PATH = "search/generation"
@@ -48,7 +49,7 @@ def _generation(db_path: Path) -> str | None:
     try:
         with connect(db_path) as db:
             row = db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
-    except Exception:  # an unreadable cached copy is replaced by the remote one
+    except sqlite3.DatabaseError:  # an unreadable cached copy is replaced by the remote one
         return None
     return str(row[0]) if row else None
 
@@ -97,7 +98,3 @@ def _list_s3(store: OutputStore, folder: str) -> Iterable[str]:
                     continue
     except boto_errors() as error:
         raise as_os_error(error, f"listing {store.uri}{folder}/") from error
-
-
-def open_store(out: str) -> OutputStore:
-    return open_output(out)

@@ -26,7 +26,7 @@ def read_runs(folder: Path, last: int = HISTORY_RUNS) -> list[dict[str, object]]
     parts = sorted(p for p in folder.glob("*.parquet") if not p.name.startswith((".", "_"))) if folder.is_dir() else []
     if not parts:
         return []
-    rows = ds.dataset(parts, format="parquet").to_table().to_pylist()
+    rows: list[dict[str, object]] = ds.dataset(parts, format="parquet").to_table().to_pylist()
     rows.sort(key=lambda r: (str(r["started_at"]), str(r["run_id"])))
     return rows[-last:]
 

@@ -23,6 +23,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from tasks.output.manifests import MANIFEST_DIR, read_manifest
@@ -107,7 +108,7 @@ def update_index(root: Path, db_path: Path) -> IndexUpdate:
             with db:
                 rows += _apply_run(db, root, run_id)
                 db.execute("INSERT OR REPLACE INTO runs VALUES (?, ?)", (run_id, fingerprint))
-        files = db.execute("SELECT count(*) FROM files").fetchone()[0]
+        files = int(db.execute("SELECT count(*) FROM files").fetchone()[0])
     return IndexUpdate(tuple(run for run, _ in todo), rows, rebuilt, files)
 
 
@@ -145,8 +146,9 @@ def _partitions(root: Path) -> list[tuple[str, str]]:
 
 
 def _stamp(part: Path) -> str:
-    stat = part.stat()  # a part rewritten in place (canary flags) changes size or mtime: re-read it
-    return f"{part.name}:{stat.st_size}:{stat.st_mtime_ns}"
+    """Name and size: a merge that adds rows, or a rewrite that adds flags, changes the size. Not the
+    mtime: an S3 worker's mirror of the manifest has its own mtimes, and would re-read every run."""
+    return f"{part.name}:{part.stat().st_size}"
 
 
 def _apply_run(db: sqlite3.Connection, root: Path, run_id: str) -> int:
@@ -159,7 +161,7 @@ def _apply_run(db: sqlite3.Connection, root: Path, run_id: str) -> int:
         replaced |= _upsert_file(db, row, run_id)
     for content in replaced:
         _drop_if_unused(db, content)
-    return table.num_rows
+    return int(table.num_rows)
 
 
 def _add_content(db: sqlite3.Connection, row: dict[str, object], run_id: str) -> None:
@@ -184,6 +186,7 @@ def _upsert_file(db: sqlite3.Connection, row: dict[str, object], run_id: str) ->
         old = ("", "", None, None)
     if run_id >= old[0]:
         finished = row["finished_at"]
+        assert finished is None or isinstance(finished, datetime)
         db.execute("UPDATE files SET run_id = ?, status = ?, error = ?, duration_s = ?, language = ?, flags = ?,"
                    " finished_at = ? WHERE source = ?",
                    (run_id, row["status"], row["error"], row["duration_s"], row["language"],

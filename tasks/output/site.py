@@ -22,7 +22,15 @@ from pathlib import Path
 from tasks.output.history import charts, svg_chart, table_rows
 from tasks.output.search import connect, py_source
 from tasks.output.site_assets import CSS, JS
-from tasks.output.site_pages import LIST_PAGE_ROWS, FileEntry, file_page, listing_page, page_name, runs_page, url_path
+from tasks.output.site_pages import (
+    LIST_PAGE_ROWS,
+    FileEntry,
+    file_page,
+    listing_page,
+    page_name,
+    runs_page,
+    url_path,
+)
 from tasks.output.storage import OutputStore
 from tasks.output.transcripts import atomic_write_text
 
