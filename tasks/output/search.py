@@ -20,13 +20,15 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from tasks.output.manifests import MANIFEST_DIR, read_manifest
+import pyarrow.dataset as ds
+
+from tasks.output.manifests import MANIFEST_DIR, MANIFEST_SCHEMA
 
 INDEX_PATH = "search/index.sqlite"
 SCHEMA_VERSION = "1"
@@ -153,15 +155,21 @@ def _stamp(part: Path) -> str:
 
 def _apply_run(db: sqlite3.Connection, root: Path, run_id: str) -> int:
     """Fold one run's rows in; a row older than what the index holds for its source changes nothing."""
-    table = read_manifest(root, _COLUMNS, run_id=run_id)
+    folder = root / MANIFEST_DIR / f"run_id={run_id}"
+    parts = [p for p in folder.glob("*.parquet") if not p.name.startswith((".", "_"))]
     replaced: set[tuple[str, str]] = set()
-    for row in table.to_pylist():
-        if row["status"] == "ok" and row["segments"] is not None:
-            _add_content(db, row, run_id)
-        replaced |= _upsert_file(db, row, run_id)
+    rows = 0
+    # Batch by batch: a 100,000-file run's segments never sit in Python objects all at once.
+    for batch in ds.dataset(parts, format="parquet", schema=MANIFEST_SCHEMA).to_batches(columns=_COLUMNS,
+                                                                                       batch_size=2000):
+        for row in batch.to_pylist():
+            if row["status"] == "ok" and row["segments"] is not None:
+                _add_content(db, row, run_id)
+            replaced |= _upsert_file(db, row, run_id)
+        rows += batch.num_rows
     for content in replaced:
         _drop_if_unused(db, content)
-    return int(table.num_rows)
+    return rows
 
 
 def _add_content(db: sqlite3.Connection, row: dict[str, object], run_id: str) -> None:
@@ -227,30 +235,29 @@ def fts_query(query: str) -> str:
     return " AND ".join(groups)
 
 
-_SEARCH = f"""
-SELECT f.source, s.start, s."end", m.marked, m.score, c.transcript_url, c.transcript_path
-FROM (SELECT rowid AS id, highlight(segments_fts, 0, '{MARK_OPEN}', '{MARK_CLOSE}') AS marked,
-        -bm25(segments_fts) AS score
-      FROM segments_fts WHERE segments_fts MATCH ? ORDER BY rank LIMIT ?) AS m
-JOIN segments s ON s.id = m.id
-JOIN contents c ON c.id = s.content_id
-JOIN files f ON f.content_sha256 = c.content_sha256 AND f.config_hash = c.config_hash
-ORDER BY m.score DESC, f.source, s.start
-"""
+RANK_WINDOW = 20_000  # a query matching more segments than this ranks the most recently indexed ones
+
+# BM25 costs a little per matching row: scoring every match of a word said in half the archive took
+# seconds at 2,000,000 segments. Walking the doclist newest-first and scoring a bounded window keeps
+# every query fast; the ranking is exact whenever a query matches fewer segments than the window.
+_TOP = """SELECT id, score FROM (SELECT rowid AS id, -bm25(segments_fts) AS score FROM segments_fts
+  WHERE segments_fts MATCH ? ORDER BY rowid DESC LIMIT ?) ORDER BY score DESC LIMIT ?"""
+_MARKED = f"""SELECT rowid, highlight(segments_fts, 0, '{MARK_OPEN}', '{MARK_CLOSE}') FROM segments_fts
+  WHERE segments_fts MATCH ? AND rowid IN ({{}})"""
+_ROWS = """SELECT s.id, f.source, s.start, s."end", c.transcript_url, c.transcript_path
+FROM segments s JOIN contents c ON c.id = s.content_id
+JOIN files f ON f.content_sha256 = c.content_sha256 AND f.config_hash = c.config_hash WHERE s.id IN ({})"""
 
 
 def search(db_path: Path, query: str, limit: int = 20) -> list[Hit]:
     """Best segments first. A file shares its text with its same-content twins: each is a hit."""
+    match = fts_query(query)
     with connect(db_path) as db:
-        rows = db.execute(_SEARCH, (fts_query(query), limit)).fetchall()
-    return [Hit(py_source(source), start, end, marked, score, row_url or None, path)
-            for source, start, end, marked, score, row_url, path in rows[:limit]]
-
-
-def file_rows(db_path: Path, columns: Sequence[str]) -> Iterator[tuple[object, ...]]:
-    """Every indexed file, in source order (for the site's listing); sources decoded."""
-    with connect(db_path) as db:
-        cursor = db.execute(f"SELECT {', '.join(columns)} FROM files ORDER BY source")
-        at = list(columns).index("source") if "source" in columns else -1
-        for row in cursor:
-            yield tuple(py_source(v) if i == at else v for i, v in enumerate(row))
+        top = dict(db.execute(_TOP, (match, RANK_WINDOW, limit)).fetchall())
+        marks = ", ".join("?" * len(top))
+        marked = dict(db.execute(_MARKED.format(marks), (match, *top)).fetchall())
+        rows = db.execute(_ROWS.format(marks), tuple(top)).fetchall()
+    hits = [Hit(py_source(source), start, end, marked[sid], top[sid], url or None, path)
+            for sid, source, start, end, url, path in rows]
+    hits.sort(key=lambda h: (-h.score, h.source, h.start))
+    return hits[:limit]
