@@ -155,3 +155,20 @@ def test_a_missing_or_corrupt_index_is_rebuilt_from_the_manifest(archive: Path) 
 def test_an_archive_with_no_run_yet_searches_to_nothing(tmp_path: Path) -> None:
     (tmp_path / "out" / "manifest").mkdir(parents=True)
     assert cli_json(str(tmp_path / "out"), "anything") == []
+
+
+def test_a_config_that_comes_back_finds_its_earlier_text_again(archive: Path) -> None:
+    """Run 2 redoes everything under a new config (the old text is dropped), run 3 goes back to the first
+    config: its rows are `skipped`, pointing at run 1's ok rows, and their text must be searchable again."""
+    db = archive / INDEX_PATH
+    update_index(archive, db)
+    standup = [(0.0, 1.6, "The quick brown fox"), (1.6, 3.4, "jumps over the lazy dog.")]
+    same_bytes = "|".join(text for _, _, text in standup)  # the file did not change, the config did
+    write_run(archive, RUN2, [Row("meetings/standup.wav", [(0.0, 3.4, "The quick round fox jumps")],
+                                  content=same_bytes)], config_hash="cfg2")
+    update_index(archive, db)
+    assert search(db, "lazy") == []
+    write_run(archive, RUN3, [Row("meetings/standup.wav", standup, status="skipped", done_in_run=RUN1)])
+    assert update_index(archive, db).runs_read == (RUN3,)
+    assert [(h.source, h.start) for h in search(db, "lazy")] == [("meetings/standup.wav", 1.6)]
+    assert search(db, "round") == []

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from tasks.output.manifests import MANIFEST_DIR, MANIFEST_SCHEMA
@@ -38,7 +40,8 @@ _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE runs (run_id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL);
 CREATE TABLE contents (id INTEGER PRIMARY KEY, content_sha256 TEXT NOT NULL, config_hash TEXT NOT NULL,
-  run_id TEXT NOT NULL, transcript_path TEXT, transcript_url TEXT, UNIQUE (content_sha256, config_hash));
+  run_id TEXT NOT NULL, transcript_path TEXT, transcript_url TEXT, language TEXT,
+  UNIQUE (content_sha256, config_hash));
 CREATE TABLE files (source BLOB PRIMARY KEY, run_id TEXT NOT NULL, status TEXT NOT NULL, error TEXT,
   duration_s REAL, language TEXT, flags TEXT, finished_at TEXT, content_sha256 TEXT, config_hash TEXT,
   content_run TEXT, transcript_path TEXT, transcript_url TEXT);
@@ -53,7 +56,7 @@ CREATE TRIGGER segments_ad AFTER DELETE ON segments BEGIN
   INSERT INTO segments_fts (segments_fts, rowid, text) VALUES ('delete', old.id, old.text); END;
 """
 _COLUMNS = ["source", "status", "error", "duration_s", "language", "quality_flags", "finished_at",
-            "content_sha256", "config_hash", "segments", "transcript_path", "transcript_url"]
+            "content_sha256", "config_hash", "segments", "transcript_path", "transcript_url", "done_in_run"]
 
 
 class QueryError(ValueError):
@@ -155,29 +158,55 @@ def _stamp(part: Path) -> str:
 
 def _apply_run(db: sqlite3.Connection, root: Path, run_id: str) -> int:
     """Fold one run's rows in; a row older than what the index holds for its source changes nothing."""
-    folder = root / MANIFEST_DIR / f"run_id={run_id}"
-    parts = [p for p in folder.glob("*.parquet") if not p.name.startswith((".", "_"))]
     replaced: set[tuple[str, str]] = set()
+    missing: dict[str, set[tuple[str, str]]] = {}  # run holding the ok row → contents a skipped row needs
     rows = 0
     # Batch by batch: a 100,000-file run's segments never sit in Python objects all at once.
-    for batch in ds.dataset(parts, format="parquet", schema=MANIFEST_SCHEMA).to_batches(columns=_COLUMNS,
-                                                                                       batch_size=2000):
+    for batch in _batches(root, run_id):
         for row in batch.to_pylist():
             if row["status"] == "ok" and row["segments"] is not None:
                 _add_content(db, row, run_id)
+            elif row["status"] == "skipped" and row["done_in_run"] and not _has_content(db, row):
+                missing.setdefault(str(row["done_in_run"]), set()).add((str(row["content_sha256"]),
+                                                                        str(row["config_hash"])))
             replaced |= _upsert_file(db, row, run_id)
         rows += batch.num_rows
+    for ok_run, contents in missing.items():  # text dropped when its files moved on, now wanted again
+        still = {sha for sha, cfg in contents if not _has_content(db, {"content_sha256": sha, "config_hash": cfg})}
+        if still:  # (a "same content as" twin's ok row may have come later in the same run)
+            _add_from_run(db, root, ok_run, still)
     for content in replaced:
         _drop_if_unused(db, content)
     return rows
 
 
-def _add_content(db: sqlite3.Connection, row: dict[str, object], run_id: str) -> None:
+def _batches(root: Path, run_id: str, where: pc.Expression | None = None) -> Iterator[pa.RecordBatch]:
+    folder = root / MANIFEST_DIR / f"run_id={run_id}"
+    parts = [p for p in folder.glob("*.parquet") if not p.name.startswith((".", "_"))]
+    dataset = ds.dataset(parts, format="parquet", schema=MANIFEST_SCHEMA)
+    yield from dataset.to_batches(columns=_COLUMNS, filter=where, batch_size=2000)
+
+
+def _add_from_run(db: sqlite3.Connection, root: Path, run_id: str, contents: set[str]) -> None:
+    """The ok rows of `run_id` for these contents (a skipped row's text, e.g. after a config went back)."""
+    wanted = (pc.field("status") == "ok") & pc.field("content_sha256").isin(sorted(contents))
+    for batch in _batches(root, run_id, wanted):
+        for row in batch.to_pylist():
+            if row["segments"] is not None:
+                _add_content(db, row, run_id)
+
+
+def _has_content(db: sqlite3.Connection, row: dict[str, object]) -> bool:
     key = (row["content_sha256"], row["config_hash"])
-    if db.execute("SELECT 1 FROM contents WHERE content_sha256 = ? AND config_hash = ?", key).fetchone():
+    return db.execute("SELECT 1 FROM contents WHERE content_sha256 = ? AND config_hash = ?", key).fetchone() is not None
+
+
+def _add_content(db: sqlite3.Connection, row: dict[str, object], run_id: str) -> None:
+    if _has_content(db, row):
         return  # one ok row per content × config across runs: its text is already here
-    cursor = db.execute("INSERT INTO contents VALUES (NULL, ?, ?, ?, ?, ?)",
-                        (*key, run_id, row["transcript_path"], row["transcript_url"]))
+    cursor = db.execute("INSERT INTO contents VALUES (NULL, ?, ?, ?, ?, ?, ?)",
+                        (row["content_sha256"], row["config_hash"], run_id, row["transcript_path"],
+                         row["transcript_url"], row["language"]))
     segments = row["segments"] or []
     assert isinstance(segments, list)
     db.executemany('INSERT INTO segments (content_id, start, "end", text) VALUES (?, ?, ?, ?)',

@@ -86,7 +86,7 @@ def build_site(db_path: Path, site_dir: Path, links: MediaLinks, runs: list[dict
     return SiteBuild(site_dir, len(entries), written, removed, (site_dir / "pagefind").is_dir())
 
 
-_ENTRIES = """SELECT f.source, f.status, f.error, f.duration_s, f.language, f.flags, c.id,
+_ENTRIES = """SELECT f.source, f.status, f.error, f.duration_s, COALESCE(f.language, c.language), f.flags, c.id,
   COALESCE(f.transcript_path, c.transcript_path)
 FROM files f LEFT JOIN contents c ON c.content_sha256 = f.content_sha256 AND c.config_hash = f.config_hash
 ORDER BY f.source"""

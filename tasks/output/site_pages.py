@@ -54,6 +54,11 @@ def page_name(source: str) -> str:
     return f"{slug}-{hashlib.sha256(raw).hexdigest()[:8]}.html"
 
 
+def shown_status(entry: FileEntry) -> str:
+    """A file skipped by its latest run (unchanged) shows as ok: its transcript is the earlier run's."""
+    return "ok" if entry.status == "skipped" and entry.content_id is not None else entry.status
+
+
 def clock(seconds: float | None) -> str:
     if seconds is None:
         return "–"
@@ -85,7 +90,7 @@ def listing_page(entries: Sequence[FileEntry], page: int, pages: int, total: int
     rows = "".join(
         f'<tr><td class="src"><a href="{up}files/{url_path(f.page)}">{_e(f.source)}</a></td>'
         f"<td>{clock(f.duration_s)}</td><td>{_e(f.language or '')}</td>"
-        f'<td class="status-{_e(f.status)}" title="{_e(f.error or "")}">{_e(f.status)}</td>'
+        f'<td class="status-{_e(f.status)}" title="{_e(f.error or "")}">{_e(shown_status(f))}</td>'
         f"<td>{''.join(f'<span class=flag>{_e(flag)}</span>' for flag in f.flags)}</td></tr>"
         for f in entries)
     def link(n: int) -> str:
@@ -120,7 +125,7 @@ def file_page(entry: FileEntry, segments: Sequence[tuple[float, float, str]], me
     body = (f'{search_form("../index.html")}<article data-pagefind-body>'
             f'<h1 data-pagefind-meta="title">{_e(entry.source)}</h1>'
             f'<p class="meta" data-pagefind-ignore>{clock(entry.duration_s)} · {_e(entry.language or "language unknown")}'
-            f" · {_e(entry.status)} {flags}</p>{error}<div data-pagefind-ignore>{player}</div>"
+            f" · {_e(shown_status(entry))} {flags}</p>{error}<div data-pagefind-ignore>{player}</div>"
             f'<ol class="segments">{items}</ol></article>')
     return layout(entry.source, body, 1)
 
