@@ -172,3 +172,13 @@ def test_a_config_that_comes_back_finds_its_earlier_text_again(archive: Path) ->
     assert update_index(archive, db).runs_read == (RUN3,)
     assert [(h.source, h.start) for h in search(db, "lazy")] == [("meetings/standup.wav", 1.6)]
     assert search(db, "round") == []
+
+
+def test_a_file_that_fails_later_keeps_its_last_good_text(archive: Path) -> None:
+    db = archive / INDEX_PATH
+    write_run(archive, RUN2, [Row("meetings/standup.wav", status="failed")])  # e.g. truncated since
+    update_index(archive, db)
+    assert [h.source for h in search(db, "lazy")] == ["meetings/standup.wav"]
+    with sqlite3.connect(db) as con:  # while the listing shows what the latest run said
+        assert con.execute("SELECT status, run_id FROM files WHERE source = ?",
+                           (b"meetings/standup.wav",)).fetchone() == ("failed", RUN2)

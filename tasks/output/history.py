@@ -71,38 +71,63 @@ def charts(runs: Sequence[dict[str, object]]) -> list[Chart]:
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    """Where a chart's plot area sits in its SVG, and its value scale."""
+
+    width: int
+    height: int
+    peak: float
+    runs: int
+    series: int
+    left: int = 56
+    top: int = 28
+    bottom: int = 34
+
+    @property
+    def plot_w(self) -> float:
+        return self.width - self.left - 10
+
+    @property
+    def plot_h(self) -> float:
+        return self.height - self.bottom - self.top
+
+    def y(self, value: float) -> float:
+        return self.top + self.plot_h - self.plot_h * value / self.peak
+
+    def x(self, run: int, k: int = 0) -> float:
+        group = self.plot_w / max(self.runs, 1)
+        return self.left + run * group + group * 0.1 + k * self.bar
+
+    @property
+    def bar(self) -> float:
+        return self.plot_w / max(self.runs, 1) * 0.8 / max(self.series, 1)
+
+
 def svg_chart(chart: Chart, run_ids: Sequence[str], width: int = 640, height: int = 220) -> str:
     """A grouped bar chart, one group per run (oldest left); missing values leave a gap."""
-    left, bottom, top = 56, 34, 28
-    plot_w, plot_h = width - left - 10, height - bottom - top
-    values = [v for s in chart.series for v in s.values if v is not None] + [chart.threshold or 0.0]
-    peak = max(values, default=0.0) or 1.0
-    group = plot_w / max(len(run_ids), 1)
-    bar = group * 0.8 / max(len(chart.series), 1)
+    values = [v for s in chart.series for v in s.values if v is not None]
+    f = _Frame(width, height, max([*values, chart.threshold or 0.0]) or 1.0, len(run_ids), len(chart.series))
     parts = [f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
              f'<title>{escape(chart.title)}</title>',
-             f'<text x="{left}" y="16" class="chart-title">{escape(chart.title)} ({escape(chart.unit)})</text>',
-             f'<line x1="{left}" y1="{top + plot_h}" x2="{width - 10}" y2="{top + plot_h}" stroke="#888"/>',
-             f'<text x="{left - 6}" y="{top + 4}" text-anchor="end" class="tick">{peak:.3g}</text>',
-             f'<text x="{left - 6}" y="{top + plot_h}" text-anchor="end" class="tick">0</text>']
+             f'<text x="{f.left}" y="16" class="chart-title">{escape(chart.title)} ({escape(chart.unit)})</text>',
+             f'<line x1="{f.left}" y1="{f.y(0)}" x2="{width - 10}" y2="{f.y(0)}" stroke="#888"/>',
+             f'<text x="{f.left - 6}" y="{f.top + 4}" text-anchor="end" class="tick">{f.peak:.3g}</text>',
+             f'<text x="{f.left - 6}" y="{f.y(0)}" text-anchor="end" class="tick">0</text>']
     for k, series in enumerate(chart.series):
-        for i, value in enumerate(series.values):
-            if value is None:
-                continue
-            h = plot_h * value / peak
-            x = left + i * group + group * 0.1 + k * bar
-            parts.append(f'<rect x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{bar:.1f}" height="{h:.1f}" '
-                         f'fill="{series.color}"><title>{escape(run_ids[i])}: {escape(series.label)} '
-                         f'{value:.4g}</title></rect>')
+        parts += [f'<rect x="{f.x(i, k):.1f}" y="{f.y(v):.1f}" width="{f.bar:.1f}" height="{f.y(0) - f.y(v):.1f}" '
+                  f'fill="{series.color}"><title>{escape(run_ids[i])}: {escape(series.label)} {v:.4g}</title></rect>'
+                  for i, v in enumerate(series.values) if v is not None]
         parts.append(f'<rect x="{width - 150}" y="{6 + 12 * k}" width="9" height="9" fill="{series.color}"/>'
                      f'<text x="{width - 137}" y="{14 + 12 * k}" class="legend">{escape(series.label)}</text>')
+    if not any(values):  # say so, rather than draw an empty frame
+        parts.append(f'<text x="{f.left + f.plot_w / 2:.0f}" y="{f.top + f.plot_h / 2:.0f}" text-anchor="middle" '
+                     f'class="legend">{"0 in every run" if values else "no data in these runs"}</text>')
     if chart.threshold is not None:
-        y = top + plot_h - plot_h * chart.threshold / peak
-        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - 10}" y2="{y:.1f}" stroke="#c0392b" '
+        y = f.y(chart.threshold)
+        parts.append(f'<line x1="{f.left}" y1="{y:.1f}" x2="{width - 10}" y2="{y:.1f}" stroke="#c0392b" '
                      f'stroke-dasharray="5,4"><title>threshold {chart.threshold:.3g}</title></line>')
     step = max(1, len(run_ids) // 6)
-    for i in range(0, len(run_ids), step):
-        parts.append(f'<text x="{left + (i + 0.5) * group:.1f}" y="{height - 12}" text-anchor="middle" '
-                     f'class="tick">{escape(run_ids[i][:13])}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+    parts += [f'<text x="{f.x(i) + f.plot_w / max(f.runs, 1) * 0.4:.1f}" y="{height - 12}" text-anchor="middle" '
+              f'class="tick">{escape(run_ids[i][:13])}</text>' for i in range(0, len(run_ids), step)]
+    return "".join([*parts, "</svg>"])

@@ -96,7 +96,8 @@ def py_source(stored: bytes) -> str:
 
 @contextmanager
 def connect(db_path: Path) -> Iterator[sqlite3.Connection]:
-    with closing(sqlite3.connect(db_path)) as db:
+    # A search and a run's update may meet: the writer holds the lock for one run's rows at most.
+    with closing(sqlite3.connect(db_path, timeout=120)) as db:
         yield db
 
 
