@@ -14,7 +14,7 @@ from pathlib import Path
 from prefect import task
 from prefect.artifacts import create_link_artifact, create_table_artifact
 
-from tasks.output.archive_store import refresh_index, runs_folder
+from tasks.output.archive_store import archive_root, refresh_index, runs_folder, ship
 from tasks.output.history import HISTORY_RUNS, read_runs, table_rows
 from tasks.output.search import IndexUpdate, connect
 from tasks.output.site import SITE_DIR, MediaLinks, SiteBuild, build_site, publish_site
@@ -41,10 +41,10 @@ def refresh_archive(out: str, *, site: bool = False, source: str | None = None,
 def build_archive_site(store: OutputStore, db_path: Path, runs: list[dict[str, object]], source: str | None,
                        media_base_url: str | None) -> SiteBuild:
     links = _site_links(db_path, source, media_base_url)
-    root = store.local_root()
+    root = archive_root(store)
     built = build_site(db_path, root / SITE_DIR, links, runs)
     if not isinstance(store, LocalOutput):
-        publish_site(store, root, root / SITE_DIR)
+        publish_site(lambda paths: ship(store, paths), store.delete, root, root / SITE_DIR)
     return built
 
 

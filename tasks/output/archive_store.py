@@ -1,13 +1,18 @@
 """Where the search index, the run rows and the site are read and written, for a local or s3:// DIR.
 
-Locally everything is in DIR. For S3 the index is kept in the worker's staging folder
-(`OutputStore.local_root()`), which persists between runs: a small `search/generation`
-object names the index's last version, so a worker whose copy is current downloads
-nothing, and one whose copy is stale (another worker updated it) downloads the index once.
+Locally everything is in DIR. For S3 the index, the run rows and the site are kept in a
+cache of their own on the worker (`<cache_dir>/archive/<hash of the URI>/`, not the staging
+folder, which holds only what is on its way to the bucket) and shipped through the store
+(`ship`). A small `search/generation` object names the index's last version, so a worker
+whose copy is current downloads nothing, and one whose copy is stale (another worker
+updated it) downloads the index once.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
 import sqlite3
 import uuid
 from collections.abc import Iterable
@@ -17,6 +22,7 @@ from tasks.output.metrics import RUNS_DIR
 from tasks.output.search import INDEX_PATH, IndexUpdate, connect, update_index
 from tasks.output.storage import LocalOutput, OutputStore
 from tasks.output.transcripts import atomic_write_bytes, atomic_write_text
+from transcribe_all.settings import worker_settings
 
 GENERATION_PATH = "search/generation"
 
@@ -27,7 +33,7 @@ def refresh_index(store: OutputStore) -> tuple[Path, IndexUpdate]:
     if isinstance(store, LocalOutput):
         db_path = root / INDEX_PATH
         return db_path, update_index(root, db_path)
-    db_path = store.local_root() / INDEX_PATH
+    db_path = archive_root(store) / INDEX_PATH
     remote = _fetch_text(store, GENERATION_PATH)
     if remote is not None and remote != _generation(db_path):
         atomic_write_bytes(db_path, store.fetch(INDEX_PATH))
@@ -36,11 +42,37 @@ def refresh_index(store: OutputStore) -> tuple[Path, IndexUpdate]:
         generation = uuid.uuid4().hex
         with connect(db_path) as db, db:
             db.execute("INSERT OR REPLACE INTO meta VALUES ('generation', ?)", (generation,))
-        atomic_write_text(store.local_root() / GENERATION_PATH, generation)
+        atomic_write_text(archive_root(store) / GENERATION_PATH, generation)
         # The index first: a reader that sees the new generation finds the index it names.
-        store.publish([db_path], keep=True)
-        store.publish([store.local_root() / GENERATION_PATH], keep=True)
+        ship(store, [db_path, archive_root(store) / GENERATION_PATH])
     return db_path, update
+
+
+def archive_root(store: OutputStore) -> Path:
+    """Where this worker keeps DIR's index, run rows and site: DIR itself, or a cache for an s3:// DIR."""
+    if isinstance(store, LocalOutput):
+        return store.local_root()
+    digest = hashlib.sha256(store.uri.encode("utf-8")).hexdigest()[:16]
+    return worker_settings().cache_dir / "archive" / digest
+
+
+def ship(store: OutputStore, paths: Iterable[Path]) -> None:
+    """Upload files of `archive_root(store)` to the same place under an s3:// DIR (a no-op locally).
+
+    Each is hard-linked (else copied) into the store's staging folder, which uploads and removes it.
+    """
+    if isinstance(store, LocalOutput):
+        return
+    root = archive_root(store)
+    for path in paths:
+        staged = store.local_root() / path.relative_to(root)
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        staged.unlink(missing_ok=True)
+        try:
+            os.link(path, staged)
+        except OSError:
+            shutil.copyfile(path, staged)
+        store.publish([staged])
 
 
 def _generation(db_path: Path) -> str | None:
@@ -71,9 +103,9 @@ def runs_folder(store: OutputStore) -> Path:
     from tasks.output.storage_s3 import S3Output
 
     assert isinstance(store, S3Output)
-    folder = store.local_root() / RUNS_DIR
+    folder = archive_root(store) / RUNS_DIR
     for relative in _list_s3(store, RUNS_DIR):
-        target = store.local_root() / relative
+        target = archive_root(store) / relative
         if relative.endswith(".parquet") and not target.is_file():  # run rows are written once
             atomic_write_bytes(target, store.fetch(relative))
     return folder

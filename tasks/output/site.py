@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,6 @@ from tasks.output.site_pages import (
     runs_page,
     url_path,
 )
-from tasks.output.storage import OutputStore
 from tasks.output.transcripts import atomic_write_text
 
 SITE_DIR = "site"
@@ -149,14 +149,15 @@ def run_pagefind(site_dir: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def publish_site(store: OutputStore, root: Path, site_dir: Path) -> int:
+def publish_site(upload: Callable[[list[Path]], None], delete: Callable[[list[str]], None], root: Path,
+                 site_dir: Path) -> int:
     """Ship the site's changed files to an S3 DIR and delete the ones gone; how many were uploaded."""
     record = site_dir / PUBLISHED
     before: dict[str, str] = json.loads(record.read_text()) if record.is_file() else {}
     now = {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
            for p in sorted(site_dir.rglob("*")) if p.is_file() and not p.name.startswith(".")}
     changed = [root / name for name, digest in now.items() if before.get(name) != digest]
-    store.publish(changed, keep=True)
-    store.delete([name for name in before if name not in now])
+    upload(changed)
+    delete([name for name in before if name not in now])
     atomic_write_text(record, json.dumps(now))
     return len(changed)
