@@ -111,3 +111,30 @@ def test_the_flow_keeps_index_site_and_history_current(
     assert history is not None and len(json.loads(str(history.data))) == 2
     link = Artifact.get("transcribe-archive-site")
     assert link is not None and "https://h.example/outputs/site/index.html" in str(link.data)
+
+
+def test_site_command_builds_then_rewrites_nothing_and_remembers_source(tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    media, out = tmp_path / "media", tmp_path / "out"
+    (media / "calls").mkdir(parents=True)
+    write_run(out, RUN1, [Row("calls/a.wav", [(0.0, 2.0, "Refund the customer today")])])
+    assert main(["site", str(out), "--source", str(media)]) == 0
+    assert "site: 1 files" in capsys.readouterr().out
+    page = out / "site" / "files" / page_name("calls/a.wav")
+    assert 'src="../../../media/calls/a.wav"' in page.read_text()
+    stamp = page.stat().st_mtime_ns
+    assert main(["site", str(out)]) == 0  # no --source: the one given before
+    assert "0 pages written" in capsys.readouterr().out and page.stat().st_mtime_ns == stamp
+    assert main(["site", str(out), "--source", str(tmp_path / "missing")]) == 2
+    assert "--source: not a folder" in capsys.readouterr().err
+
+
+def test_names_that_are_not_utf8_survive_and_are_shown_escaped() -> None:
+    from tasks.output.search import db_source, py_source
+    from tasks.output.site_pages import display_name, url_path
+
+    name = b"calls/caf\xe9.wav".decode("utf-8", "surrogateescape")  # a Latin-1 name on a UTF-8 system
+    assert py_source(db_source(name)) == name
+    assert display_name(name) == "calls/caf\\xe9.wav" and url_path(name) == "calls/caf%E9.wav"
+    assert page_name(name).startswith("calls-caf-wav-") and page_name(name) != page_name("calls/caf.wav")
+    assert json.loads(json.dumps({"source": name}))["source"] == name  # --json round-trips it too
