@@ -117,7 +117,12 @@ def _write(path: Path, text: str) -> int:
     data = text.encode("utf-8")
     if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
         return 0
-    atomic_write_text(path, text)
+    # Temp file + rename, without the fsync of atomic_write_text: a page can be rebuilt, and 100,000
+    # fsyncs would dominate the build.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{path.name}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
     return 1
 
 
