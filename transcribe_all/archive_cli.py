@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 from dataclasses import asdict
 from typing import Any
@@ -56,7 +57,7 @@ def run_archive_command(args: argparse.Namespace) -> int:
     except QueryError as error:
         print(f"transcribe-all: error: QUERY: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except (OSError, SiteError, RuntimeError) as error:
+    except (OSError, SiteError, RuntimeError, sqlite3.DatabaseError) as error:
         print(f"transcribe-all: {args.command} failed: {error}", file=sys.stderr)
         return EXIT_FAILED
 

@@ -106,6 +106,16 @@ def update_index(root: Path, db_path: Path) -> IndexUpdate:
     rebuilt = not _usable(db_path)
     if rebuilt:
         _create(db_path)
+    try:
+        return _update(root, db_path, rebuilt)
+    except sqlite3.DatabaseError:
+        if rebuilt:
+            raise
+        _create(db_path)  # damage the quick check missed: the manifest has everything, start again
+        return _update(root, db_path, rebuilt=True)
+
+
+def _update(root: Path, db_path: Path, rebuilt: bool) -> IndexUpdate:
     with connect(db_path) as db:
         done = dict(db.execute("SELECT run_id, fingerprint FROM runs").fetchall())
         todo = [(run, fp) for run, fp in _partitions(root) if done.get(run) != fp]
