@@ -26,6 +26,7 @@ from flows.transcribe_shard import transcribe_shard
 from tasks.engines import check_engine
 from tasks.locations import check_location
 from tasks.media.scan import scan_library_task
+from tasks.output.archive import refresh_archive_task
 from tasks.output.manifests import finalize_run_task, finalize_unfinished_task
 from tasks.output.metrics import RunMetrics, record_run_task
 from tasks.output.reporting import publish_run_report
@@ -90,6 +91,8 @@ def transcribe_library(**parameters: Any) -> RunMetrics:
     metrics = record_run_task(config.out, run_id, started_at, pricing, len(plan) if config.pool else 1, ctx.engine,
                               ctx.model, ctx.config_hash, checked.wer if checked else None,
                               checked.threshold if checked else None)
+    refresh_archive_task(config.out, source, base_url=config.base_url, site=config.site,
+                         media_base_url=config.media_base_url)
     publish_run_report(metrics)
     if failed:
         raise ShardsFailed(f"shards {failed} failed on every attempt; the next run redoes their files")

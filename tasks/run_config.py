@@ -70,6 +70,10 @@ class RunConfig(BaseModel):
                                                    "or a saved HardwareProfile block); default: the pool's.")
     base_url: str | None = Field(None, description="Where `out` is served (http(s)://HOST): rows link to "
                                                    "URL/outputs/<transcript>.")
+    site: bool = Field(False, description="Also rebuild the static site in `out`/site/ (the search index is "
+                                          "updated every run).")
+    media_base_url: str | None = Field(None, description="Where the site's players find the media when `source` "
+                                                         "is not a local folder (http(s)://HOST/PATH).")
     canary: str = Field(SHIPPED_CANARY, description="Labelled set scored after each run that transcribed something: "
                                                     "shipped, a folder with references.tsv, or off.")
     canary_references: str | None = Field(None, description="The canary set's references TSV "
@@ -83,12 +87,15 @@ class RunConfig(BaseModel):
         location_kind(value, info.field_name, blocks=info.field_name == "source")
         return value
 
-    @field_validator("base_url")
+    @field_validator("base_url", "media_base_url")
     @classmethod
-    def _http_base_url(cls, value: str | None) -> str | None:
-        return check_base_url(value)
+    def _http_base_url(cls, value: str | None, info: Any) -> str | None:
+        try:
+            return check_base_url(value)
+        except ValueError as error:
+            raise ValueError(str(error).replace("base_url", info.field_name, 1)) from None
 
-    @field_validator("model", "language", "pool", "hardware", "canary_references", mode="before")
+    @field_validator("model", "language", "pool", "hardware", "canary_references", "media_base_url", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value  # the UI's cleared text box

@@ -237,7 +237,7 @@ def test_hostile_keys_fail_alone_and_write_nothing_outside_the_root(
     written = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
     local_written = {p for p in written if p.startswith("site/")}
     assert all(p.startswith(("site/out/manifest/", "site/out/runs/", "site/out/_stages/", "site/out/_plans/",
-                             "site/out/transcripts/good.wav.")) for p in local_written), local_written
+                             "site/out/search/", "site/out/transcripts/good.wav.")) for p in local_written), local_written
     assert not [p for p in (worker_settings().cache_dir / "downloads").rglob("*") if p.is_file()]
     for path in set(staging.rglob("*")) - staged_before:
         assert path.resolve().is_relative_to(staging.resolve())

@@ -18,14 +18,18 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, NoReturn
 
+from transcribe_all.archive_cli import add_archive_commands, run_archive_command
 from transcribe_all.exit_codes import EXIT_USAGE
 from transcribe_all.settings import prepare_cli_prefect_env, worker_settings
+
+ARCHIVE_COMMANDS = ("search", "site")
 
 # CLI spellings that differ from the field's name (kept from earlier releases).
 FLAG_ALIASES = {"pack_short_clips": ("--packing",)}
 METAVARS = {"model": "PATH_OR_ID", "shards": "N", "shard_minutes": "M", "beam_size": "K", "hardware": "PROFILE",
             "base_url": "URL", "canary": "FOLDER|off", "canary_references": "TSV", "canary_threshold": "WER",
-            "language": "CODE", "pool": "POOL", "batch_size": "N", "shard_attempts": "N"}
+            "language": "CODE", "pool": "POOL", "batch_size": "N", "shard_attempts": "N",
+            "media_base_url": "URL"}
 
 
 class UsageError(Exception):
@@ -51,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert = model_commands.add_parser("import-ct2", help="convert a CTranslate2 Whisper folder for transformers")
     convert.add_argument("src", metavar="SRC", help="a CTranslate2 Whisper folder (model.bin, config.json...)")
     convert.add_argument("dest", metavar="DEST", help="where to write the transformers model")
+    add_archive_commands(commands)  # search, site: transcribe_all/archive_cli.py
     return parser
 
 
@@ -119,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         if args.command == "models":
             return _import_ct2(args.src, args.dest)
+        if args.command in ARCHIVE_COMMANDS:
+            return run_archive_command(args)
         # Before anything can import Prefect: it reads its settings (state folder, log level) once, at import.
         prepare_cli_prefect_env(worker_settings(), args.verbose)
         config = check_run_args(args)

@@ -1,0 +1,128 @@
+"""`transcribe-all search` and `transcribe-all site`: find and browse what the runs transcribed.
+
+Both refresh DIR's search index from the manifest first (only runs it has not read),
+so they are always current and rebuild a missing or corrupt index by themselves.
+Neither starts Prefect. Exit codes as for `run`: 0 done (a search with no match too),
+2 a usage error (one line), 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+from dataclasses import asdict
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def add_archive_commands(subparsers: Any) -> None:
+    """Add `search` and `site` to the CLI's subcommands."""
+    search = subparsers.add_parser("search", help="full-text search over the latest transcript of every file")
+    search.add_argument("dir", metavar="DIR", help="output folder or s3://BUCKET/PREFIX of earlier runs")
+    search.add_argument("query", metavar="QUERY", help='words (all must match); "quoted words" match as a phrase')
+    search.add_argument("--limit", type=_limit, default=20, metavar="N", help="at most N hits (default 20)")
+    search.add_argument("--json", action="store_true", help="print a JSON array of hits")
+    site = subparsers.add_parser("site", help="build the static site DIR/site/ (archive, file pages, runs)")
+    site.add_argument("dir", metavar="DIR", help="output folder or s3://BUCKET/PREFIX of earlier runs")
+    site.add_argument("--source", metavar="SOURCE",
+                      help="the media folder, for relative media links (default: the last site build's)")
+    site.add_argument("--media-base-url", metavar="URL", help="where SOURCE's files are served (http(s)://...)")
+
+
+def _limit(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def run_archive_command(args: argparse.Namespace) -> int:
+    """Run `search` or `site`; errors are one line on stderr."""
+    try:
+        _check(args)
+    except ValueError as error:
+        print(f"transcribe-all: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    from tasks.output.search import QueryError
+    from tasks.output.site import SiteError
+
+    try:
+        return _search(args) if args.command == "search" else _site(args)
+    except QueryError as error:
+        print(f"transcribe-all: error: QUERY: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except (OSError, SiteError, RuntimeError, sqlite3.DatabaseError) as error:
+        print(f"transcribe-all: {args.command} failed: {error}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _check(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from tasks.output.links import check_base_url
+
+    if "://" in args.dir and not args.dir.startswith("s3://"):
+        raise ValueError(f"DIR: only folders and s3:// URIs are supported, got {args.dir}")
+    if "://" not in args.dir and not (Path(args.dir) / "manifest").is_dir():
+        raise ValueError(f"DIR: no manifest/ folder in {args.dir} (give the --out folder of a run)")
+    if args.command == "site":
+        try:
+            check_base_url(args.media_base_url)
+        except ValueError:
+            raise ValueError(f"--media-base-url: expected http(s)://HOST[/PATH], got {args.media_base_url!r}") from None
+        if args.source and "://" not in args.source and not Path(args.source).is_dir():
+            raise ValueError(f"--source: not a folder: {args.source}")
+
+
+def _search(args: argparse.Namespace) -> int:
+    from tasks.output.archive_store import refresh_index
+    from tasks.output.search import fts_query, search
+    from tasks.output.storage import open_output
+
+    fts_query(args.query)  # a query with no words is a usage error before any work
+    db_path, _ = refresh_index(open_output(args.dir))
+    hits = search(db_path, args.query, args.limit)
+    if args.json:
+        print(json.dumps([{**asdict(hit), "text": hit.plain_text()} for hit in hits], indent=1))
+    else:
+        _print_table(hits)
+    return EXIT_OK
+
+
+def _print_table(hits: list[Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from tasks.output.search import MARK_CLOSE, MARK_OPEN
+    from tasks.output.site_pages import clock, display_name
+
+    console = Console(highlight=False, soft_wrap=False)
+    if not hits:
+        console.print("no match")
+        return
+    table = Table("file", "at", "text", "score", show_lines=False)
+    for hit in hits:
+        text = Text()
+        for n, piece in enumerate(hit.text.replace(MARK_CLOSE, MARK_OPEN).split(MARK_OPEN)):
+            text.append(piece, style="bold reverse" if n % 2 else "")  # odd pieces sit between the markers
+        table.add_row(Text(display_name(hit.source)), f"{clock(hit.start)}–{clock(hit.end)}", text,
+                      f"{hit.score:.2f}")
+    console.print(table)
+
+
+def _site(args: argparse.Namespace) -> int:
+    from tasks.output.archive import local_source_root, refresh_archive
+
+    source = local_source_root(args.source) if args.source else None
+    done = refresh_archive(args.dir, site=True, source=source, media_base_url=args.media_base_url)
+    assert done.site is not None
+    print(f"site: {done.site.files:,} files, {done.site.pages_written:,} pages written, "
+          f"{done.site.pages_removed:,} removed → {args.dir.rstrip('/')}/site/index.html")
+    return EXIT_OK
