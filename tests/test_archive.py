@@ -95,7 +95,7 @@ def test_the_flow_keeps_index_site_and_history_current(
     from flows.transcribe_library import transcribe_library
 
     library, out = Path(shutil.copytree(example_library, tmp_path / "library")), tmp_path / "out"
-    transcribe_library(str(library), str(out), canary=None, site=True, base_url="https://h.example")
+    transcribe_library(source=str(library), out=str(out), canary="off", site=True, base_url="https://h.example")
     hits = search_json(str(out), "QUICK")  # tiny.en hears "The quick round fox…"
     assert [h["source"] for h in hits] == ["meetings/standup.wav"]
     assert hits[0]["transcript_url"] == "https://h.example/outputs/transcripts/meetings/standup.wav.json"
@@ -104,7 +104,7 @@ def test_the_flow_keeps_index_site_and_history_current(
     assert media and (out / "site" / "files" / media[1]).resolve() == (library / "meetings" / "standup.wav").resolve()
     assert (out / "site" / "pagefind" / "pagefind.js").is_file()
 
-    second = transcribe_library(str(library), str(out), canary=None)  # everything is already done
+    second = transcribe_library(source=str(library), out=str(out), canary="off")  # everything is already done
     assert second.files_skipped == 6 and second.files_ok == 0
     assert [h["source"] for h in search_json(str(out), "quick")] == ["meetings/standup.wav"]
     history = Artifact.get("transcribe-run-history")
