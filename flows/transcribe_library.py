@@ -65,11 +65,13 @@ def transcribe_library(
     canary: str | None = SHIPPED,
     canary_references: str | None = None,
     canary_threshold: float = DEFAULT_THRESHOLD,
+    follow_links_outside: bool = False,
 ) -> RunMetrics:
     """Transcribe every new or changed media file under SOURCE into OUT (folders or s3:// URIs).
 
     SOURCE may also name a saved MediaLibrary block (`media-library/NAME`): its location and S3
     credentials are used. With `base_url` (where OUT is served), manifest rows link to their transcripts.
+    Symlinks that resolve outside a local SOURCE are followed only with `follow_links_outside`.
     """
     logger = get_run_logger()
     base_url = check_base_url(base_url)
@@ -84,7 +86,7 @@ def transcribe_library(
     ctx = prepare_run_task(config, run_id)
     finalize_unfinished_task(out, run_id)
     scan_started = datetime.now(UTC)
-    items = scan_library_task(source, out, access)
+    items = scan_library_task(source, out, access, follow_links_outside)
     # quote: Prefect would otherwise walk every item looking for futures (~40 s at 100,000 files).
     todo = plan_run_task(quote(items), out, ctx, (datetime.now(UTC) - scan_started).total_seconds())
     logger.info("run %s: %d files found, %d to transcribe", run_id, len(items), len(todo))

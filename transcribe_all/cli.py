@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--canary-references", metavar="TSV", help="the set's references (default: FOLDER/references.tsv)")
     run.add_argument("--canary-threshold", type=_fraction("--canary-threshold"), default=None, metavar="WER",
                      help="fail the run when the canary's WER is above this (default: 0.35)")
+    run.add_argument("--follow-links-outside", action="store_true",
+                     help="follow symlinks that resolve outside SOURCE (default: a failed row says each was not)")
     run.add_argument("-v", "--verbose", action="store_true", help="show Prefect's logs")
     models = commands.add_parser("models", help="manage local models")
     model_commands = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)

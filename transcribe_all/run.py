@@ -30,6 +30,7 @@ def run_in_process(args: argparse.Namespace) -> int:
                 base_url=args.base_url,
                 vad=not args.no_vad, canary=args.canary, canary_references=args.canary_references,
                 **({"canary_threshold": args.canary_threshold} if args.canary_threshold is not None else {}),
+                follow_links_outside=args.follow_links_outside,
             )
     except (EngineError, ValueError, OSError, RuntimeError) as error:
         console.print(f"[red]transcribe-all: run failed:[/] {error}", soft_wrap=True)  # one line, unwrapped

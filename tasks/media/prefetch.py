@@ -21,7 +21,9 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import shutil
 import sys
+import tempfile
 import threading
 import time
 import types
@@ -34,7 +36,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from tasks.media.audio import MediaError, decode_audio
+from tasks.media.audio import MediaError
+from tasks.media.pieces import LongAudio, decode_spilling
 from tasks.media.sources import MediaSource
 from tasks.records import Clip, MediaItem
 
@@ -44,7 +47,7 @@ AHEAD_S = 1200.0  # two batches of audio (flows/transcribe_shard.py): ~77 MB of 
 AHEAD_FILES = 64
 WORKER_CRASHED = "decode failed: the decoder crashed on this file (its worker process died)"
 
-Decoded = Clip | str  # a clip, or the reason the file cannot be decoded
+Decoded = Clip | LongAudio | str  # a clip, a long file spilled to disk, or why the file cannot be decoded
 Decoder = Callable[[MediaItem], Decoded]
 
 
@@ -86,11 +89,16 @@ class DecodeAhead:
         self._fetchers = ThreadPoolExecutor(self._workers, thread_name_prefix="fetch")
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None  # started with the first file
+        # Long files are decoded to disk here (tasks/media/pieces.py); a batch's spill files are removed
+        # when the next batch is taken, so a retried batch task can still read them.
+        self._spill_dir = tempfile.mkdtemp(prefix="transcribe-all-decode-")
+        self._handed: list[str] = []
         self._fill()
 
     def take(self, batch: Sequence[MediaItem]) -> Batch:
         """The batch's decoded clips; `batch` must be the next files in the order given."""
         started = time.perf_counter()
+        self._drop_handed()
         decoded: list[Decoded] = []
         for item in batch:
             if not self._pending:
@@ -100,12 +108,19 @@ class DecodeAhead:
                 raise ValueError(f"take: expected {queued.source}, got {item.source} (batches out of order)")
             decoded.append(future.result())
             self._fill()
+        self._handed = [d.path for d in decoded if isinstance(d, LongAudio)]
         return Batch(tuple(decoded), time.perf_counter() - started)
 
     def close(self) -> None:
         self._fetchers.shutdown(wait=True, cancel_futures=True)
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(self._spill_dir, ignore_errors=True)
+
+    def _drop_handed(self) -> None:
+        for path in self._handed:
+            Path(path).unlink(missing_ok=True)
+        self._handed = []
 
     def __enter__(self) -> Self:
         return self
@@ -132,7 +147,7 @@ class DecodeAhead:
             with self._source.local_path(item.locator) as path:
                 pool = self._shared_pool()
                 try:
-                    return _submit(pool, item, path, self._decoder).result()
+                    return _submit(pool, item, path, self._decoder, self._spill_dir).result()
                 except BrokenProcessPool:
                     self._replace_pool(pool)
                     return self._decode_alone(item, path)
@@ -144,7 +159,7 @@ class DecodeAhead:
         log.warning("a decoder process died; decoding %s alone", item.source)
         with ProcessPoolExecutor(1, mp_context=_CONTEXT) as alone:
             try:
-                return _submit(alone, item, path, self._decoder).result()
+                return _submit(alone, item, path, self._decoder, self._spill_dir).result()
             except BrokenProcessPool:
                 log.warning("%s crashed its decoder again: failed", item.source)
                 return WORKER_CRASHED
@@ -170,7 +185,9 @@ _CONTEXT = multiprocessing.get_context("forkserver")
 _SPAWN_LOCK = threading.Lock()
 
 
-def _submit(pool: ProcessPoolExecutor, item: MediaItem, path: Path, decoder: Decoder | None) -> Future[Decoded]:
+def _submit(
+    pool: ProcessPoolExecutor, item: MediaItem, path: Path, decoder: Decoder | None, spill_dir: str
+) -> Future[Decoded]:
     """Submit with the caller's `__main__` hidden: `submit` may start a worker, and multiprocessing
     re-imports `__main__` in every worker it starts, which would run a script that calls the flow
     without an `if __name__ == "__main__":` guard all over again. The worker code lives in this module."""
@@ -178,17 +195,17 @@ def _submit(pool: ProcessPoolExecutor, item: MediaItem, path: Path, decoder: Dec
         main = sys.modules["__main__"]
         sys.modules["__main__"] = types.ModuleType("__main__")
         try:
-            return pool.submit(_decode, item, str(path), decoder)
+            return pool.submit(_decode, item, str(path), decoder, spill_dir)
         finally:
             sys.modules["__main__"] = main
 
 
-def _decode(item: MediaItem, path: str, decoder: Decoder | None) -> Decoded:
-    """In a worker process."""
+def _decode(item: MediaItem, path: str, decoder: Decoder | None, spill_dir: str) -> Decoded:
+    """In a worker process: a short file as a clip, a long one written to `spill_dir` as it decodes."""
     if decoder is not None:
         return decoder(item)
     try:
-        return Clip(item.source, decode_audio(path, item.duration_s))
+        return decode_spilling(path, item.source, item.duration_s, spill_dir)
     except MediaError as error:
         return str(error)
     except OSError as error:
