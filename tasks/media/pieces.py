@@ -51,7 +51,7 @@ class LongAudio:
 
 
 def decode_spilling(path: str | Path, key: str, expected_s: float | None, spill_dir: str | Path,
-                    spill_after_s: float = SPILL_AFTER_S) -> Clip | LongAudio:
+                    spill_after_s: float | None = None) -> Clip | LongAudio:
     """Decode a file: a `Clip` while it is short, else a `LongAudio` written to `spill_dir`.
 
     Memory stays at one decoded packet plus `spill_after_s` of audio, however long the file.
@@ -59,7 +59,7 @@ def decode_spilling(path: str | Path, key: str, expected_s: float | None, spill_
     """
     decoder = AudioDecoder(path, expected_s)
     held: list[npt.NDArray[np.float32]] = []
-    held_samples, limit = 0, int(spill_after_s * SAMPLE_RATE)
+    held_samples, limit = 0, int((spill_after_s or SPILL_AFTER_S) * SAMPLE_RATE)
     spill_path = Path(spill_dir) / f"{os.getpid()}-{id(decoder):x}-{abs(hash(key)):x}.s16"
     spill = None
     try:
@@ -102,10 +102,10 @@ def iter_pieces(audio: LongAudio, piece_s: float = PIECE_S, search_s: float = SE
 
 
 def transcribe_in_pieces(audio: LongAudio, transcribe_one: Callable[[Clip], Transcript | str],
-                         piece_s: float = PIECE_S) -> Transcript | str:
+                         piece_s: float | None = None) -> Transcript | str:
     """Transcribe piece by piece; one transcript on the file's clock, or why a piece failed."""
     parts: list[tuple[float, Transcript]] = []
-    for offset, clip in iter_pieces(audio, piece_s):
+    for offset, clip in iter_pieces(audio, piece_s or PIECE_S):
         got = transcribe_one(clip)
         if not isinstance(got, Transcript):
             return f"{got} (in the piece at {offset:.0f} s of {audio.duration_s:.0f} s)"

@@ -37,6 +37,7 @@ from types import TracebackType
 from typing import Self
 
 from tasks.media.audio import MediaError
+from tasks.media import pieces
 from tasks.media.pieces import LongAudio, decode_spilling
 from tasks.media.sources import MediaSource
 from tasks.records import Clip, MediaItem
@@ -81,6 +82,7 @@ class DecodeAhead:
         ahead_s: float = AHEAD_S,
         ahead_files: int = AHEAD_FILES,
         decoder: Decoder | None = None,  # a module-level function, run in the workers (tests)
+        spill_after_s: float | None = None,  # longer files go to disk (default: tasks.media.pieces.SPILL_AFTER_S)
     ) -> None:
         self._source, self._workers, self._decoder = source, max(1, workers), decoder
         self._ahead_s, self._ahead_files = ahead_s, ahead_files
@@ -93,6 +95,7 @@ class DecodeAhead:
         # when the next batch is taken, so a retried batch task can still read them.
         self._spill_dir = tempfile.mkdtemp(prefix="transcribe-all-decode-")
         self._handed: list[str] = []
+        self._spill_after_s = spill_after_s or pieces.SPILL_AFTER_S
         self._fill()
 
     def take(self, batch: Sequence[MediaItem]) -> Batch:
@@ -147,7 +150,7 @@ class DecodeAhead:
             with self._source.local_path(item.locator) as path:
                 pool = self._shared_pool()
                 try:
-                    return _submit(pool, item, path, self._decoder, self._spill_dir).result()
+                    return _submit(pool, item, path, self._decoder, (self._spill_dir, self._spill_after_s)).result()
                 except BrokenProcessPool:
                     self._replace_pool(pool)
                     return self._decode_alone(item, path)
@@ -159,7 +162,7 @@ class DecodeAhead:
         log.warning("a decoder process died; decoding %s alone", item.source)
         with ProcessPoolExecutor(1, mp_context=_CONTEXT) as alone:
             try:
-                return _submit(alone, item, path, self._decoder, self._spill_dir).result()
+                return _submit(alone, item, path, self._decoder, (self._spill_dir, self._spill_after_s)).result()
             except BrokenProcessPool:
                 log.warning("%s crashed its decoder again: failed", item.source)
                 return WORKER_CRASHED
@@ -186,7 +189,7 @@ _SPAWN_LOCK = threading.Lock()
 
 
 def _submit(
-    pool: ProcessPoolExecutor, item: MediaItem, path: Path, decoder: Decoder | None, spill_dir: str
+    pool: ProcessPoolExecutor, item: MediaItem, path: Path, decoder: Decoder | None, spill: tuple[str, float]
 ) -> Future[Decoded]:
     """Submit with the caller's `__main__` hidden: `submit` may start a worker, and multiprocessing
     re-imports `__main__` in every worker it starts, which would run a script that calls the flow
@@ -195,17 +198,18 @@ def _submit(
         main = sys.modules["__main__"]
         sys.modules["__main__"] = types.ModuleType("__main__")
         try:
-            return pool.submit(_decode, item, str(path), decoder, spill_dir)
+            return pool.submit(_decode, item, str(path), decoder, spill)
         finally:
             sys.modules["__main__"] = main
 
 
-def _decode(item: MediaItem, path: str, decoder: Decoder | None, spill_dir: str) -> Decoded:
-    """In a worker process: a short file as a clip, a long one written to `spill_dir` as it decodes."""
+def _decode(item: MediaItem, path: str, decoder: Decoder | None, spill: tuple[str, float]) -> Decoded:
+    """In a worker process: a short file as a clip, a long one written to disk as it decodes (`spill`:
+    the folder, and the seconds of audio past which a file goes there)."""
     if decoder is not None:
         return decoder(item)
     try:
-        return decode_spilling(path, item.source, item.duration_s, spill_dir)
+        return decode_spilling(path, item.source, item.duration_s, *spill)
     except MediaError as error:
         return str(error)
     except OSError as error:

@@ -49,9 +49,8 @@ class _Walker:
             source = prefix + encode_name(entry.name)
             folder = _is_folder(entry)
             if entry.is_symlink() and not self.follow_outside and not self._inside(entry.path):
-                self.counts.links_outside += 1
-                if folder or has_media_extension(entry.name):
-                    yield SourceFile(source + ("/" if folder else ""), encode_name(entry.path), 0, 0, LINK_OUTSIDE)
+                if (outside := self._outside(entry, source, folder)) is not None:
+                    yield outside
             elif folder:
                 folders.append((entry, source))
             elif (described := self._describe(entry, source)) is not None:
@@ -71,6 +70,18 @@ class _Walker:
             yield SourceFile(prefix, encode_name(path), 0, 0, f"cannot list folder: {error.strerror or error}")
             return
         yield from self.entries(entries, prefix)
+
+    def _outside(self, entry: os.DirEntry[str], source: str, folder: bool) -> SourceFile | None:
+        """A link out of SOURCE: its row if it names media or a folder. Only `stat` touches the target,
+        so a link to a device still says so."""
+        if not folder:
+            described = self._describe(entry, source)
+            if described is None or described.error is not None:
+                return described  # not a regular file, or dangling: that is its row
+        self.counts.links_outside += 1
+        if folder or has_media_extension(entry.name):
+            return SourceFile(source + ("/" if folder else ""), encode_name(entry.path), 0, 0, LINK_OUTSIDE)
+        return None
 
     def _describe(self, entry: os.DirEntry[str], source: str) -> SourceFile | None:
         locator = encode_name(entry.path)
