@@ -36,8 +36,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from tasks.media.audio import MediaError
 from tasks.media import pieces
+from tasks.media.audio import MediaError
 from tasks.media.pieces import LongAudio, decode_spilling
 from tasks.media.sources import MediaSource
 from tasks.records import Clip, MediaItem
