@@ -29,7 +29,9 @@ from tasks.media.audio import AudioDecoder
 from tasks.quality.guards import NO_SPEECH
 from tasks.records import SAMPLE_RATE, Clip, Quality, Segment, Transcript, Word
 
-PIECE_S = 600.0  # the most audio one piece holds: ~38 MB of float32 for the engine
+# The most audio one piece holds. Not more: VAD (faster-whisper's Silero, run over a whole clip at
+# once) costs ~27 MB per minute of clip, so a 10-minute piece peaked ~150 MB above a 5-minute one.
+PIECE_S = 300.0
 SPILL_AFTER_S = PIECE_S  # a file with more decoded audio than this goes to disk
 SEARCH_S = 30.0  # how far before a piece's limit its quietest cut point is looked for
 SPILL_SCALE = 32767.0
