@@ -115,3 +115,22 @@ def test_reads_are_bounded_by_the_size_seen_at_open(tmp_path: Path) -> None:
 def test_silent_stream_decodes_to_silence_not_an_error(tmp_path: Path) -> None:
     path = video_with_audio(tmp_path / "quiet.mkv", "matroska", "mpeg4", [("aac", np.zeros(16_000, np.float32))], 1.0)
     assert len(decode_audio(path)) / 16_000 == pytest.approx(1.0, abs=0.1)
+
+
+def test_a_file_written_while_it_is_hashed_fails_with_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tasks.media import scan as scan_module
+    from tests.media_factory import write_audio
+
+    growing = write_audio(tmp_path / "lib" / "growing.wav", speech(), 16_000)
+    real = scan_module._sha256
+
+    def append_then_hash(handle: object, first: bytes = b"", size: int | None = None) -> str:
+        with open(growing, "ab") as writer:  # a recorder still writing
+            writer.write(b"\0" * 4096)
+        return real(handle, first, size)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scan_module, "_sha256", append_then_hash)
+    (item,) = scan_library(LocalSource(tmp_path / "lib"))
+    assert "changed while it was read" in (item.error or "")

@@ -134,10 +134,12 @@ def _inspect_local(listed: SourceFile) -> MediaItem | None:
             head = handle.read(SNIFF_BYTES)
             if not looks_like_media(listed.source, head):
                 return None
-            size = os.fstat(handle.fileno()).st_size
-            head += handle.read(min(WAV_HEADER_BYTES, size) - len(head))
-            item = replace(item, content_sha256=_sha256(handle, first=head, size=size))
-            _check_unchanged(handle, size)
+            opened = os.fstat(handle.fileno())  # what is hashed: the row records this size and mtime
+            size = opened.st_size
+            head += handle.read(max(0, min(WAV_HEADER_BYTES, size) - len(head)))
+            item = replace(item, size_bytes=size, mtime_ns=opened.st_mtime_ns,
+                           content_sha256=_sha256(handle, first=head, size=size))
+            _check_unchanged(handle, opened)
         if size == 0:
             return replace(item, error="empty file: zero bytes")
         duration = wav_duration(head, size)
@@ -148,9 +150,10 @@ def _inspect_local(listed: SourceFile) -> MediaItem | None:
         return replace(item, error=f"cannot read: {error.strerror or error}")
 
 
-def _check_unchanged(handle: BinaryIO, size: int) -> None:
+def _check_unchanged(handle: BinaryIO, opened: os.stat_result) -> None:
     """A file written to while it was hashed has no settled hash: fail it now, the next run retries it."""
-    if os.fstat(handle.fileno()).st_size != size:
+    now = os.fstat(handle.fileno())
+    if (now.st_size, now.st_mtime_ns) != (opened.st_size, opened.st_mtime_ns):
         raise MediaError("changed while it was read (still being written?): the next run reads it again")
 
 
