@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -93,3 +94,19 @@ def test_decode_ahead_hands_over_long_files_on_disk_and_removes_them(long_wav: P
         assert not Path(first.path).exists()  # removed once the next batch is taken
         spill_dir = Path(first.path).parent
     assert not spill_dir.exists()
+
+
+def test_spill_folders_of_dead_processes_are_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+    import tempfile
+
+    from tasks.media.prefetch import SPILL_PREFIX, new_spill_dir
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    stale = tmp_path / f"{SPILL_PREFIX}{gone.pid}-abc"
+    stale.mkdir()
+    (stale / "x.s16").write_bytes(b"\0" * 10)
+    mine = new_spill_dir()
+    assert not stale.exists() and Path(mine).is_dir() and Path(mine).name.startswith(f"{SPILL_PREFIX}{os.getpid()}-")

@@ -93,7 +93,7 @@ class DecodeAhead:
         self._pool: ProcessPoolExecutor | None = None  # started with the first file
         # Long files are decoded to disk here (tasks/media/pieces.py); a batch's spill files are removed
         # when the next batch is taken, so a retried batch task can still read them.
-        self._spill_dir = tempfile.mkdtemp(prefix="transcribe-all-decode-")
+        self._spill_dir = new_spill_dir()
         self._handed: list[str] = []
         self._spill_after_s = spill_after_s or pieces.SPILL_AFTER_S
         self._fill()
@@ -178,6 +178,31 @@ class DecodeAhead:
             if self._pool is broken:  # the first thread to see the break replaces it
                 self._pool = ProcessPoolExecutor(self._workers, mp_context=_CONTEXT)
         broken.shutdown(wait=False, cancel_futures=True)
+
+
+SPILL_PREFIX = "transcribe-all-decode-"
+
+
+def new_spill_dir() -> str:
+    """A temp folder for this process's long files, named after its pid; folders of dead processes go first.
+
+    A SIGKILLed worker cannot clean up, and its folder may hold a gigabyte per 10 hours of audio.
+    """
+    for folder in Path(tempfile.gettempdir()).glob(f"{SPILL_PREFIX}*-*"):
+        owner = folder.name[len(SPILL_PREFIX):].split("-", 1)[0]
+        if owner.isdigit() and not _alive(int(owner)):
+            shutil.rmtree(folder, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{SPILL_PREFIX}{os.getpid()}-")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 # forkserver: this process holds model threads (OpenMP, CUDA) that must not be forked. The workers
