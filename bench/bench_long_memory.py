@@ -94,7 +94,7 @@ def speak_sentences(folder: Path, count: int) -> list[tuple[np.ndarray, str]]:
 def write_long_wav(path: Path, sentences: list[tuple[np.ndarray, str]], minutes: float) -> tuple[float, str]:
     """Sentences with pauses until `minutes`, streamed to a 16 kHz s16 WAV; (seconds, reference text)."""
     rng = random.Random(7)
-    target, written, texts = int(minutes * 60 * RATE), 0, []
+    target, written, texts = int(minutes * 60 * RATE), 0, list[str]()
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
