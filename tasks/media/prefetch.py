@@ -5,7 +5,10 @@ processes (PyAV: demux, decode, resample to 16 kHz mono float32) run ahead while
 the model is busy with earlier batches; at most `ahead_s` seconds of audio and
 `ahead_files` files wait decoded, so memory stays bounded whatever the shard's
 size. `take(batch)` returns the batch's clips in order and how long it had to
-wait: zero when decoding keeps up, which is the point.
+wait: zero when decoding keeps up, which is the point. A file longer than
+`tasks.media.pieces.SPILL_AFTER_S` is not held in memory at all: its worker writes it
+to a spill folder as it decodes and hands over a `LongAudio` (a path), which the batch
+transcribes piece by piece; the file is removed when the next batch is taken.
 
 Who does what: a thread per worker in this process gets each file a local path
 (nothing for a folder; a download for S3, so credentials and network stay here),
