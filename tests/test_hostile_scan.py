@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tasks.media.audio import AudioDecoder, MediaError, decode_audio, open_regular, probe_duration
 from tasks.media.scan import _sha256, scan_library
@@ -135,3 +137,11 @@ def test_a_file_written_while_it_is_hashed_fails_with_why(
     monkeypatch.setattr(scan_module, "_sha256", append_then_hash)
     (item,) = scan_library(LocalSource(tmp_path / "lib"))
     assert "changed while it was read" in (item.error or "")
+
+
+@given(st.binary(min_size=1, max_size=40).filter(lambda raw: b"/" not in raw and b"\0" not in raw))
+def test_any_file_name_round_trips_as_valid_utf8(raw: bytes) -> None:
+    name = os.fsdecode(raw)
+    encoded = encode_name(name)
+    assert os.fsencode(decode_name(encoded)) == raw
+    assert encoded.encode("utf-8").decode("utf-8") == encoded  # no surrogates left
