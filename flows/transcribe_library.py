@@ -63,7 +63,7 @@ def transcribe_library(**parameters: Any) -> RunMetrics:
     finalize_unfinished_task(config.out, run_id)
     report("scanning", 0, 0.0)
     scan_started = datetime.now(UTC)
-    items = scan_library_task(source, config.out, access)
+    items = scan_library_task(source, config.out, access, config.follow_links_outside)
     # quote: Prefect would otherwise walk every item looking for futures (~40 s at 100,000 files).
     scan_s = (datetime.now(UTC) - scan_started).total_seconds()
     todo = plan_run_task(quote(items), config.out, ctx, scan_s)  # type: ignore[call-overload]  # Prefect unquotes

@@ -113,6 +113,8 @@ class Clip:
 
     key: str
     samples: npt.NDArray[np.float32]
+    audio_stream: int | None = None  # the file's stream decoded (tasks/media/audio.py: select_audio_stream)
+    note: str | None = None  # e.g. "2 audio streams (#1, #2): transcribed #1 (...)"
 
     @property
     def duration_s(self) -> float:
@@ -132,6 +134,7 @@ class FileResult:
     processing_s: float = 0.0
     done_in_run: str | None = None  # for `skipped`: the run that holds the ok row
     transcript_path: str | None = None  # the JSON output, relative to the output folder
+    audio_stream: int | None = None  # the file's audio stream that was transcribed
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,8 @@ class RunConfig(BaseModel):
     source: str = Field(description="Media folder (as the worker sees it), s3://BUCKET/PREFIX, or media-library/NAME "
                                     "(a saved MediaLibrary block).")
     out: str = Field(description="Output folder or s3://BUCKET/PREFIX: manifest, transcripts, runs.")
+    follow_links_outside: bool = Field(False, description="Follow symlinks that resolve outside a local `source` "
+                                                          "(default: each gets a failed row saying it was not).")
     engine: EngineName = Field("ctranslate2", description="ctranslate2 (CPU default, bundled tiny.en), "
                                                           "transformers (Whisper on torch) or nemo (Parakeet).")
     model: str | None = Field(None, description="Model folder/file or hub id; default: the engine's bundled model.")

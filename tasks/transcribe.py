@@ -1,6 +1,7 @@
 """One batch of a shard: transcribe its decoded audio → write outputs, with per-file isolation.
 
-The audio arrives decoded (`tasks/media/prefetch.py` decodes ahead in worker processes).
+The audio arrives decoded (`tasks/media/prefetch.py` decodes ahead in worker processes); a
+long file arrives as a `LongAudio` on disk and is transcribed piece by piece (tasks/media/pieces.py).
 A file that could not be decoded, or that makes the engine raise, becomes a `failed`
 result with its reason; the rest of the batch carries on. Only an `EngineError`
 (the model itself is unusable) stops the batch.
@@ -21,6 +22,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.engines import load_transcriber
 from tasks.engines.base import EngineError, Transcriber
+from tasks.media.pieces import LongAudio, transcribe_in_pieces
 from tasks.media.prefetch import Batch, Decoded
 from tasks.output.manifests import RunContext, write_part
 from tasks.output.metrics import ShardSummary, write_stage_times
@@ -51,18 +53,22 @@ def transcribe_batch(
 ) -> BatchOutcome:
     """Transcribe the batch's decoded clips (a string in `decoded` is a file that failed to decode)."""
     started = time.perf_counter()
+    options = quality or QualityOptions()
     clips = [d for d in decoded if isinstance(d, Clip)]
     # voice-activity detection, quality guards, one safer retry of flagged files (tasks/quality/guarded.py)
-    guarded = transcribe_guarded(transcriber, clips, quality or QualityOptions(), run_engine)
-    outputs = dict(zip((c.key for c in clips), guarded, strict=True))
+    guarded = transcribe_guarded(transcriber, clips, options, run_engine)
+    outputs: dict[str, Transcript | str] = dict(zip((c.key for c in clips), guarded, strict=True))
+    for long in (d for d in decoded if isinstance(d, LongAudio)):  # piece by piece: memory stays flat
+        outputs[long.key] = transcribe_in_pieces(
+            long, lambda clip: transcribe_guarded(transcriber, [clip], options, run_engine)[0])
     inferred_at = time.perf_counter()
-    total_audio = sum(c.duration_s for c in clips) or 1.0
+    total_audio = sum(d.duration_s for d in decoded if not isinstance(d, str)) or 1.0
     busy = inferred_at - started
     results = []
     for item, got in zip(items, decoded, strict=True):
-        outcome = outputs.get(item.source) if isinstance(got, Clip) else got
-        share = busy * (got.duration_s / total_audio if isinstance(got, Clip) else 0.0)
-        results.append(_settle(item, outcome, shard_id, out, ctx, share))
+        outcome = got if isinstance(got, str) else outputs.get(item.source)
+        share = busy * (0.0 if isinstance(got, str) else got.duration_s / total_audio)
+        results.append(_settle(item, outcome, shard_id, out, ctx, share, None if isinstance(got, str) else got))
     written_at = time.perf_counter()
     times = StageTimes(inference_s=inferred_at - started, write_s=written_at - inferred_at)
     return BatchOutcome(tuple(results), times)
@@ -85,19 +91,25 @@ def run_engine(transcriber: Transcriber, clips: Sequence[Clip]) -> list[Transcri
 
 
 def _settle(
-    item: MediaItem, outcome: Transcript | str | None, shard_id: int, out: Path, ctx: RunContext, busy_s: float
+    item: MediaItem, outcome: Transcript | str | None, shard_id: int, out: Path, ctx: RunContext, busy_s: float,
+    audio: Clip | LongAudio | None = None,
 ) -> FileResult:
     now = datetime.now(UTC)
+    stream = audio.audio_stream if audio else None
     if not isinstance(outcome, Transcript):
-        return FileResult(item, "failed", shard_id, now, error=outcome or "no transcript returned", processing_s=busy_s)
+        return FileResult(item, "failed", shard_id, now, error=outcome or "no transcript returned", processing_s=busy_s,
+                          audio_stream=stream)
+    if audio and audio.note:  # several audio streams: say which was transcribed (engine_config, JSON info)
+        outcome = replace(outcome, info={**outcome.info, "audio_streams": audio.note})
     meta = {"source": item.source, "content_sha256": item.content_sha256, "duration_s": item.duration_s,
             "engine": ctx.engine, "model": ctx.model, "config_hash": ctx.config_hash, "run_id": ctx.run_id}
     try:
         path = write_transcript_files(out, item.source, outcome, meta)
     except (UnsafePathError, OSError) as error:
-        return FileResult(item, "failed", shard_id, now, error=f"cannot write outputs: {error}", processing_s=busy_s)
+        return FileResult(item, "failed", shard_id, now, error=f"cannot write outputs: {error}", processing_s=busy_s,
+                          audio_stream=stream)
     return FileResult(item, "ok", shard_id, now, transcript=outcome, processing_s=busy_s,
-                      transcript_path=path.relative_to(out.resolve()).as_posix())
+                      transcript_path=path.relative_to(out.resolve()).as_posix(), audio_stream=stream)
 
 
 def make_batches(items: Sequence[MediaItem], max_files: int, max_audio_s: float) -> list[list[MediaItem]]:

@@ -5,7 +5,10 @@ processes (PyAV: demux, decode, resample to 16 kHz mono float32) run ahead while
 the model is busy with earlier batches; at most `ahead_s` seconds of audio and
 `ahead_files` files wait decoded, so memory stays bounded whatever the shard's
 size. `take(batch)` returns the batch's clips in order and how long it had to
-wait: zero when decoding keeps up, which is the point.
+wait: zero when decoding keeps up, which is the point. A file longer than
+`tasks.media.pieces.SPILL_AFTER_S` is not held in memory at all: its worker writes it
+to a spill folder as it decodes and hands over a `LongAudio` (a path), which the batch
+transcribes piece by piece; the file is removed when the next batch is taken.
 
 Who does what: a thread per worker in this process gets each file a local path
 (nothing for a folder; a download for S3, so credentials and network stay here),
@@ -21,7 +24,9 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import shutil
 import sys
+import tempfile
 import threading
 import time
 import types
@@ -34,7 +39,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from tasks.media.audio import MediaError, decode_audio
+from tasks.media import pieces
+from tasks.media.audio import MediaError
+from tasks.media.pieces import LongAudio, decode_spilling
 from tasks.media.sources import MediaSource
 from tasks.records import Clip, MediaItem
 
@@ -44,7 +51,7 @@ AHEAD_S = 1200.0  # two batches of audio (flows/transcribe_shard.py): ~77 MB of 
 AHEAD_FILES = 64
 WORKER_CRASHED = "decode failed: the decoder crashed on this file (its worker process died)"
 
-Decoded = Clip | str  # a clip, or the reason the file cannot be decoded
+Decoded = Clip | LongAudio | str  # a clip, a long file spilled to disk, or why the file cannot be decoded
 Decoder = Callable[[MediaItem], Decoded]
 
 
@@ -78,6 +85,7 @@ class DecodeAhead:
         ahead_s: float = AHEAD_S,
         ahead_files: int = AHEAD_FILES,
         decoder: Decoder | None = None,  # a module-level function, run in the workers (tests)
+        spill_after_s: float | None = None,  # longer files go to disk (default: tasks.media.pieces.SPILL_AFTER_S)
     ) -> None:
         self._source, self._workers, self._decoder = source, max(1, workers), decoder
         self._ahead_s, self._ahead_files = ahead_s, ahead_files
@@ -86,11 +94,17 @@ class DecodeAhead:
         self._fetchers = ThreadPoolExecutor(self._workers, thread_name_prefix="fetch")
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None  # started with the first file
+        # Long files are decoded to disk here (tasks/media/pieces.py); a batch's spill files are removed
+        # when the next batch is taken, so a retried batch task can still read them.
+        self._spill_dir = new_spill_dir()
+        self._handed: list[str] = []
+        self._spill_after_s = spill_after_s or pieces.SPILL_AFTER_S
         self._fill()
 
     def take(self, batch: Sequence[MediaItem]) -> Batch:
         """The batch's decoded clips; `batch` must be the next files in the order given."""
         started = time.perf_counter()
+        self._drop_handed()
         decoded: list[Decoded] = []
         for item in batch:
             if not self._pending:
@@ -100,12 +114,19 @@ class DecodeAhead:
                 raise ValueError(f"take: expected {queued.source}, got {item.source} (batches out of order)")
             decoded.append(future.result())
             self._fill()
+        self._handed = [d.path for d in decoded if isinstance(d, LongAudio)]
         return Batch(tuple(decoded), time.perf_counter() - started)
 
     def close(self) -> None:
         self._fetchers.shutdown(wait=True, cancel_futures=True)
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(self._spill_dir, ignore_errors=True)
+
+    def _drop_handed(self) -> None:
+        for path in self._handed:
+            Path(path).unlink(missing_ok=True)
+        self._handed = []
 
     def __enter__(self) -> Self:
         return self
@@ -132,7 +153,7 @@ class DecodeAhead:
             with self._source.local_path(item.locator) as path:
                 pool = self._shared_pool()
                 try:
-                    return _submit(pool, item, path, self._decoder).result()
+                    return _submit(pool, item, path, self._decoder, (self._spill_dir, self._spill_after_s)).result()
                 except BrokenProcessPool:
                     self._replace_pool(pool)
                     return self._decode_alone(item, path)
@@ -144,7 +165,7 @@ class DecodeAhead:
         log.warning("a decoder process died; decoding %s alone", item.source)
         with ProcessPoolExecutor(1, mp_context=_CONTEXT) as alone:
             try:
-                return _submit(alone, item, path, self._decoder).result()
+                return _submit(alone, item, path, self._decoder, (self._spill_dir, self._spill_after_s)).result()
             except BrokenProcessPool:
                 log.warning("%s crashed its decoder again: failed", item.source)
                 return WORKER_CRASHED
@@ -162,6 +183,31 @@ class DecodeAhead:
         broken.shutdown(wait=False, cancel_futures=True)
 
 
+SPILL_PREFIX = "transcribe-all-decode-"
+
+
+def new_spill_dir() -> str:
+    """A temp folder for this process's long files, named after its pid; folders of dead processes go first.
+
+    A SIGKILLed worker cannot clean up, and its folder may hold a gigabyte per 10 hours of audio.
+    """
+    for folder in Path(tempfile.gettempdir()).glob(f"{SPILL_PREFIX}*-*"):
+        owner = folder.name[len(SPILL_PREFIX):].split("-", 1)[0]
+        if owner.isdigit() and not _alive(int(owner)):
+            shutil.rmtree(folder, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{SPILL_PREFIX}{os.getpid()}-")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
 # forkserver: this process holds model threads (OpenMP, CUDA) that must not be forked. The workers
 # read no settings or credentials (they get a local path), so a long-lived server is safe.
 _CONTEXT = multiprocessing.get_context("forkserver")
@@ -170,7 +216,9 @@ _CONTEXT = multiprocessing.get_context("forkserver")
 _SPAWN_LOCK = threading.Lock()
 
 
-def _submit(pool: ProcessPoolExecutor, item: MediaItem, path: Path, decoder: Decoder | None) -> Future[Decoded]:
+def _submit(
+    pool: ProcessPoolExecutor, item: MediaItem, path: Path, decoder: Decoder | None, spill: tuple[str, float]
+) -> Future[Decoded]:
     """Submit with the caller's `__main__` hidden: `submit` may start a worker, and multiprocessing
     re-imports `__main__` in every worker it starts, which would run a script that calls the flow
     without an `if __name__ == "__main__":` guard all over again. The worker code lives in this module."""
@@ -178,17 +226,18 @@ def _submit(pool: ProcessPoolExecutor, item: MediaItem, path: Path, decoder: Dec
         main = sys.modules["__main__"]
         sys.modules["__main__"] = types.ModuleType("__main__")
         try:
-            return pool.submit(_decode, item, str(path), decoder)
+            return pool.submit(_decode, item, str(path), decoder, spill)
         finally:
             sys.modules["__main__"] = main
 
 
-def _decode(item: MediaItem, path: str, decoder: Decoder | None) -> Decoded:
-    """In a worker process."""
+def _decode(item: MediaItem, path: str, decoder: Decoder | None, spill: tuple[str, float]) -> Decoded:
+    """In a worker process: a short file as a clip, a long one written to disk as it decodes (`spill`:
+    the folder, and the seconds of audio past which a file goes there)."""
     if decoder is not None:
         return decoder(item)
     try:
-        return Clip(item.source, decode_audio(path, item.duration_s))
+        return decode_spilling(path, item.source, item.duration_s, *spill)
     except MediaError as error:
         return str(error)
     except OSError as error:

@@ -26,9 +26,23 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from prefect import get_run_logger, task
 
-from tasks.media.audio import WAV_HEADER_BYTES, MediaError, probe_container, probe_duration, wav_duration
+from tasks.media.audio import (
+    WAV_HEADER_BYTES,
+    MediaError,
+    open_regular,
+    probe_container,
+    probe_duration,
+    wav_duration,
+)
 from tasks.media.s3 import S3Access
-from tasks.media.sources import LocalSource, MediaSource, SourceFile, looks_like_media, open_source
+from tasks.media.sources import (
+    LocalSource,
+    MediaSource,
+    SourceFile,
+    decode_name,
+    looks_like_media,
+    open_source,
+)
 from tasks.output.manifests import read_manifest, read_staging
 from tasks.output.storage import open_output
 from tasks.records import MediaItem
@@ -56,17 +70,17 @@ class Scan:
 
 
 def previous_scan(out: Path) -> dict[str, Known]:
-    """source → its latest manifest or staged row, for rows whose scan succeeded (hash and duration set)."""
-    columns = ["source", "size_bytes", "mtime_ns", "content_sha256", "duration_s", "finished_at"]
+    """source → its latest manifest or staged row, for rows whose scan succeeded and that did not fail."""
+    columns = ["source", "size_bytes", "mtime_ns", "content_sha256", "duration_s", "finished_at", "status"]
     rows = pa.concat_tables([read_manifest(out, columns), read_staging(out, columns)])
     rows = rows.filter(pc.and_(pc.is_valid(rows["content_sha256"]), pc.is_valid(rows["duration_s"])))
     rows = rows.sort_by("finished_at")  # later rows overwrite earlier ones below
-    return {
-        source: Known(size, mtime, sha, duration)
-        for source, size, mtime, sha, duration in zip(
-            *(rows[name].to_pylist() for name in columns[:5]), strict=True
-        )
+    latest = {
+        source: (Known(size, mtime, sha, duration), status)
+        for source, size, mtime, sha, duration, _, status in zip(*(rows[name].to_pylist() for name in columns), strict=True)
     }
+    # A file whose latest row failed is probed again: the reason may be gone, or judged differently now.
+    return {source: known for source, (known, status) in latest.items() if status != "failed"}
 
 
 def scan_library(
@@ -114,22 +128,33 @@ def _inspect_local(listed: SourceFile) -> MediaItem | None:
     item = MediaItem(listed.source, listed.locator, listed.size_bytes, listed.mtime_ns, error=listed.error)
     if listed.error is not None:
         return item
+    path = decode_name(listed.locator)
     try:
-        with open(listed.locator, "rb", buffering=0) as handle:
+        with open_regular(path) as handle:
             head = handle.read(SNIFF_BYTES)
             if not looks_like_media(listed.source, head):
                 return None
-            head += handle.read(WAV_HEADER_BYTES - len(head))
-            item = replace(item, content_sha256=_sha256(handle, first=head))
-            size = handle.tell()
-        if listed.size_bytes == 0:
+            opened = os.fstat(handle.fileno())  # what is hashed: the row records this size and mtime
+            size = opened.st_size
+            head += handle.read(max(0, min(WAV_HEADER_BYTES, size) - len(head)))
+            item = replace(item, size_bytes=size, mtime_ns=opened.st_mtime_ns,
+                           content_sha256=_sha256(handle, first=head, size=size))
+            _check_unchanged(handle, opened)
+        if size == 0:
             return replace(item, error="empty file: zero bytes")
         duration = wav_duration(head, size)
-        return replace(item, duration_s=probe_container(listed.locator) if duration is None else duration)
+        return replace(item, duration_s=probe_container(path) if duration is None else duration)
     except MediaError as error:
         return replace(item, error=str(error))
     except OSError as error:
         return replace(item, error=f"cannot read: {error.strerror or error}")
+
+
+def _check_unchanged(handle: BinaryIO, opened: os.stat_result) -> None:
+    """A file written to while it was hashed has no settled hash: fail it now, the next run retries it."""
+    now = os.fstat(handle.fileno())
+    if (now.st_size, now.st_mtime_ns) != (opened.st_size, opened.st_mtime_ns):
+        raise MediaError("changed while it was read (still being written?): the next run reads it again")
 
 
 def _inspect_remote(source: MediaSource, listed: SourceFile) -> MediaItem | None:
@@ -143,7 +168,7 @@ def _inspect_remote(source: MediaSource, listed: SourceFile) -> MediaItem | None
         # Hash the same local copy the probe reads: a remote file crosses the network once here.
         with source.local_path(listed.locator) as path:
             with open(path, "rb") as local:
-                item = replace(item, content_sha256=_sha256(local))
+                item = replace(item, content_sha256=_sha256(local, size=os.fstat(local.fileno()).st_size))
             if listed.size_bytes == 0:
                 return replace(item, error="empty file: zero bytes")
             return replace(item, duration_s=probe_duration(path))
@@ -153,18 +178,33 @@ def _inspect_remote(source: MediaSource, listed: SourceFile) -> MediaItem | None
         return replace(item, error=f"cannot read: {error.strerror or error}")
 
 
-def _sha256(handle: BinaryIO, first: bytes = b"") -> str:
+def _sha256(handle: BinaryIO, first: bytes = b"", size: int | None = None) -> str:
+    """The hash of `first` and what follows it, reading at most `size` bytes in all.
+
+    Bounded: a file that grows while it is read, or a /proc-like file whose size is 0 yet
+    reads forever, cannot keep the scan reading.
+    """
     digest = hashlib.sha256(first)
-    while chunk := handle.read(HASH_CHUNK):
+    left = None if size is None else size - len(first)
+    while (left is None or left > 0) and (chunk := handle.read(HASH_CHUNK if left is None else min(HASH_CHUNK, left))):
         digest.update(chunk)
+        left = None if left is None else left - len(chunk)
     return digest.hexdigest()
 
 
 @task(name="scan-library", retries=2, retry_delay_seconds=[2, 10])
-def scan_library_task(source: str, out: str, access: S3Access | None = None) -> list[MediaItem]:
+def scan_library_task(
+    source: str, out: str, access: S3Access | None = None, follow_links_outside: bool = False
+) -> list[MediaItem]:
     """Scan the library but the output folder, reusing the manifest's rows (retried: a listing can fail)."""
     previous = previous_scan(open_output(out).pull_manifest())
-    result = scan(open_source(source, exclude=(out,), access=access), previous)
-    get_run_logger().info("scan: %d files, %d reused from the manifest, %d hashed",
-                          len(result.items), result.reused, result.inspected)
+    files = open_source(source, exclude=(out,), access=access, follow_links_outside=follow_links_outside)
+    result = scan(files, previous)
+    logger = get_run_logger()
+    logger.info("scan: %d files, %d reused from the manifest, %d hashed",
+                len(result.items), result.reused, result.inspected)
+    if isinstance(files, LocalSource) and (walked := files.walked).links_outside + walked.folders_unreadable:
+        logger.warning("scan: %d symlinks resolve outside SOURCE and were not followed (--follow-links-outside "
+                       "follows them); %d folders could not be listed (each a failed row)",
+                       walked.links_outside, walked.folders_unreadable)
     return result.items

@@ -7,11 +7,13 @@ and get a local path PyAV can open; `tasks/media/sources_s3.py` implements the s
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
+from urllib.parse import unquote_to_bytes
 
 if TYPE_CHECKING:
     from tasks.media.s3 import S3Access
@@ -24,8 +26,8 @@ MEDIA_EXTENSIONS = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class SourceFile:
-    source: str  # manifest key: path relative to the root, or a URI
-    locator: str  # what this source needs to open it
+    source: str  # manifest key: path relative to the root (`encode_name`), or a URI
+    locator: str  # what this source needs to open it (valid UTF-8: it travels in Parquet)
     size_bytes: int
     mtime_ns: int
     error: str | None = None  # listing found it but could not stat it
@@ -41,6 +43,10 @@ class MediaSource(Protocol):
     def local_path(self, locator: str) -> AbstractContextManager[Path]: ...
 
 
+def has_media_extension(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in MEDIA_EXTENSIONS
+
+
 def looks_like_media(name: str, head: bytes) -> bool:
     """Keep a file by its extension, or else by the magic bytes of a media container."""
     if Path(name).suffix.lower() in MEDIA_EXTENSIONS:
@@ -54,76 +60,76 @@ def looks_like_media(name: str, head: bytes) -> bool:
     )
 
 
-class LocalSource:
-    """A folder on disk, walked recursively; symlinks followed, loops walked once."""
+LINK_OUTSIDE = "symlink resolves outside SOURCE: not followed (--follow-links-outside follows it)"
 
-    def __init__(self, root: str | Path, exclude: tuple[Path, ...] = ()) -> None:
+
+def encode_name(name: str) -> str:
+    """A file name (as `os` gives it: undecodable bytes as surrogates) as valid UTF-8, losslessly.
+
+    Every byte that is not part of valid UTF-8, every control character and every `%` is
+    written `%XX` (two upper-case hex digits), so `decode_name` gives the exact bytes back:
+    `caf\\xe9.wav` (Latin-1) → `caf%E9.wav`, `100%.wav` → `100%25.wav`. Names without those
+    characters stay as they are.
+    """
+    if "%" not in name and name.isprintable() and not any("\udc80" <= ch <= "\udcff" for ch in name):
+        return name
+    out = []
+    for ch in name:
+        if "\udc80" <= ch <= "\udcff":  # a byte that is not valid UTF-8 (surrogateescape)
+            out.append(f"%{ord(ch) - 0xDC00:02X}")
+        elif ch == "%" or unicodedata.category(ch) == "Cc":
+            out.append("".join(f"%{byte:02X}" for byte in ch.encode("utf-8")))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def decode_name(text: str) -> str:
+    """The inverse of `encode_name`: the name `os` functions accept (surrogateescape)."""
+    if "%" not in text:
+        return text
+    return os.fsdecode(unquote_to_bytes(text))
+
+
+class LocalSource:
+    """A folder on disk, walked recursively (see `tasks/media/walk.py` for what is and is not opened)."""
+
+    def __init__(self, root: str | Path, exclude: tuple[Path, ...] = (), follow_links_outside: bool = False) -> None:
         self.root = Path(root).absolute()
         if not self.root.is_dir():
             raise ValueError(f"SOURCE: not a folder: {root}")
         self.description = str(self.root)
         self._exclude = {p.resolve() for p in exclude}
+        self.follow_links_outside = follow_links_outside
+        self.walked = WalkCounts()
 
     def list_files(self) -> Iterator[SourceFile]:
-        yield from self._walk(str(self.root), "", set())
+        from tasks.media.walk import walk
 
-    def _walk(self, folder: str, prefix: str, seen: set[tuple[int, int]]) -> Iterator[SourceFile]:
-        """Files of `folder` then its sub-folders, each in name order; `prefix` is its path from the root.
-
-        `os.scandir` rather than `os.walk` + `Path`: at 100,000 files the per-file path objects
-        cost more than the stat calls.
-        """
-        if not self._first_visit(folder, seen) or (self._exclude and Path(folder).resolve() in self._exclude):
-            return
-        try:
-            with os.scandir(folder) as listing:
-                entries = sorted(listing, key=lambda entry: entry.name)
-        except OSError:
-            return  # an unreadable folder is left out, as os.walk does
-        folders = []
-        for entry in entries:
-            if _is_folder(entry):  # follows symlinks: a dangling one is listed as a file that cannot be read
-                folders.append(entry)
-            else:
-                yield self._describe(entry, prefix + entry.name)
-        for entry in folders:
-            yield from self._walk(entry.path, f"{prefix}{entry.name}/", seen)
+        self.walked = WalkCounts()
+        yield from walk(self.root, self._exclude, self.follow_links_outside, self.walked)
 
     def open(self, locator: str) -> BinaryIO:
-        return open(locator, "rb")
+        from tasks.media.audio import open_regular
+
+        return open_regular(decode_name(locator))
 
     def local_path(self, locator: str) -> AbstractContextManager[Path]:
-        return nullcontext(Path(locator))
-
-    @staticmethod
-    def _describe(entry: os.DirEntry[str], source: str) -> SourceFile:
-        try:
-            stat = entry.stat()
-        except OSError as error:
-            return SourceFile(source, entry.path, 0, 0, f"cannot read: {error.strerror}")
-        return SourceFile(source, entry.path, stat.st_size, stat.st_mtime_ns)
-
-    @staticmethod
-    def _first_visit(folder: str, seen: set[tuple[int, int]]) -> bool:
-        try:
-            stat = os.stat(folder)
-        except OSError:
-            return False
-        key = (stat.st_dev, stat.st_ino)
-        if key in seen:
-            return False
-        seen.add(key)
-        return True
+        return nullcontext(Path(decode_name(locator)))
 
 
-def _is_folder(entry: os.DirEntry[str]) -> bool:
-    try:
-        return entry.is_dir()
-    except OSError:
-        return False
+@dataclass(slots=True)
+class WalkCounts:
+    """What a walk of a local folder left out, for the scan's log line."""
+
+    links_outside: int = 0  # symlinks that resolve outside SOURCE, not followed
+    folders_unreadable: int = 0  # folders that could not be listed (each also a failed row)
+    not_regular: int = 0  # FIFOs, sockets, devices (each with a media name also a failed row)
 
 
-def open_source(uri: str, exclude: tuple[str, ...] = (), access: S3Access | None = None) -> MediaSource:
+def open_source(
+    uri: str, exclude: tuple[str, ...] = (), access: S3Access | None = None, follow_links_outside: bool = False
+) -> MediaSource:
     """The MediaSource for a SOURCE argument: a local folder or `s3://bucket/prefix`.
 
     `exclude` lists output roots (paths or s3:// URIs) to leave out of the listing.
@@ -139,4 +145,4 @@ def open_source(uri: str, exclude: tuple[str, ...] = (), access: S3Access | None
     if "://" in uri:
         scheme = uri.split("://", 1)[0]
         raise ValueError(f"SOURCE: {scheme}:// is not supported (use a folder or s3://bucket/prefix): {uri}")
-    return LocalSource(uri, exclude=tuple(Path(e) for e in exclude if "://" not in e))
+    return LocalSource(uri, tuple(Path(e) for e in exclude if "://" not in e), follow_links_outside)

@@ -59,6 +59,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("quality_flags", pa.list_(pa.string())),  # named guard trips, see tasks/quality/guards.py
         ("speech_s", pa.float64()),  # seconds of speech found by voice-activity detection
         ("quality_attempts", pa.string()),  # JSON: both decodes of a retried file, else null
+        ("audio_stream", pa.int32()),  # the container's stream index that was transcribed
     ]
 )
 
@@ -107,6 +108,7 @@ def _row(result: FileResult, ctx: RunContext) -> dict[str, object]:
         "transcript_path": result.transcript_path,
         "transcript_url": transcript_url(ctx.base_url, result.transcript_path),
         **_quality_fields(transcript.quality if transcript else None),
+        "audio_stream": result.audio_stream,
     }
 
 
