@@ -33,8 +33,8 @@ def test_a_hostile_library_runs_end_to_end(prefect_api: str, tmp_path: Path, mon
     monkeypatch.setattr(pieces, "PIECE_S", 12.0)
     try:
         with refuse_locked(monkeypatch):
-            first = transcribe_library(str(root), str(out), canary=None)
-            second = transcribe_library(str(root), str(out), canary=None)
+            first = transcribe_library(source=str(root), out=str(out), canary="off")
+            second = transcribe_library(source=str(root), out=str(out), canary="off")
     finally:
         unlock(root)
     rows = manifest(out).query(f"run_id == '{first.run_id}'").set_index("source")
@@ -72,6 +72,11 @@ def test_a_hostile_library_runs_end_to_end(prefect_api: str, tmp_path: Path, mon
 
 
 def test_the_cli_passes_follow_links_outside() -> None:
+    from tasks.run_config import RunConfig
+
     args = build_parser().parse_args(["run", "lib", "--out", "out", "--follow-links-outside"])
     assert args.follow_links_outside is True
-    assert build_parser().parse_args(["run", "lib", "--out", "out"]).follow_links_outside is False
+    plain = vars(build_parser().parse_args(["run", "lib", "--out", "out"]))
+    assert "follow_links_outside" not in plain  # not given: RunConfig's own default decides
+    assert RunConfig.parse({k: v for k, v in plain.items() if k not in ("command", "verbose")}).follow_links_outside \
+        is False
