@@ -21,9 +21,11 @@ from blocks.library import resolve_library
 from flows.transcribe_shard import transcribe_shard
 from tasks.engines.base import EngineConfig
 from tasks.media.scan import scan_library_task
+from tasks.output.layout import run_lease
 from tasks.output.links import check_base_url
-from tasks.output.manifests import finalize_run_task, finalize_unfinished_task
+from tasks.output.manifests import finalize_run_task
 from tasks.output.metrics import RunMetrics, record_run_task
+from tasks.output.recovery import recover_output_task
 from tasks.output.reporting import publish_run_report
 from tasks.output.shard_plans import write_shard_plans_task
 from tasks.planning.fanout import ShardJob, run_shards_on_pool
@@ -65,11 +67,14 @@ def transcribe_library(
     canary: str | None = SHIPPED,
     canary_references: str | None = None,
     canary_threshold: float = DEFAULT_THRESHOLD,
+    wait_for_lease: bool = True,
 ) -> RunMetrics:
     """Transcribe every new or changed media file under SOURCE into OUT (folders or s3:// URIs).
 
     SOURCE may also name a saved MediaLibrary block (`media-library/NAME`): its location and S3
     credentials are used. With `base_url` (where OUT is served), manifest rows link to their transcripts.
+    One run writes to OUT at a time (tasks/output/lease.py): another waits, or with `wait_for_lease=False`
+    fails at once.
     """
     logger = get_run_logger()
     base_url = check_base_url(base_url)
@@ -82,29 +87,30 @@ def transcribe_library(
     pricing = resolve_pricing(hardware)
     labelled = resolve_canary_task(canary, canary_references, engine)  # a wrong path fails before any work
     ctx = prepare_run_task(config, run_id)
-    finalize_unfinished_task(out, run_id)
-    scan_started = datetime.now(UTC)
-    items = scan_library_task(source, out, access)
-    # quote: Prefect would otherwise walk every item looking for futures (~40 s at 100,000 files).
-    todo = plan_run_task(quote(items), out, ctx, (datetime.now(UTC) - scan_started).total_seconds())
-    logger.info("run %s: %d files found, %d to transcribe", run_id, len(items), len(todo))
-    plan = shard_items(todo, target_s=shard_minutes * 60) if shard_minutes else shard_items(todo, shards or 1)
-    refs = write_shard_plans_task(quote(plan), out, run_id)  # shards go by reference: parameters are capped
-    jobs = [ShardJob(ref, source, out, run_id, config, ctx.config_hash, base_url, access) for ref in refs]
-    failed: list[int] = []
-    if pool:
-        failed = run_shards_on_pool(pool, jobs, attempts=shard_attempts)
-    else:
-        for job in jobs:
-            transcribe_shard(**job.parameters())  # type: ignore[arg-type]
-    finalize_run_task(out, run_id)
-    checked = run_canary_task(config, labelled, canary_threshold) if labelled else None
-    if checked and not checked.passed:
-        mark_run_task(out, run_id, CANARY_FAILED)
-    metrics = record_run_task(out, run_id, started_at, pricing, len(plan) if pool else 1, ctx.engine,
-                              ctx.model, ctx.config_hash, checked.wer if checked else None,
-                              checked.threshold if checked else None)
-    publish_run_report(metrics)
+    with run_lease(out, run_id, wait_for_lease):  # one run writes to OUT at a time
+        warnings = recover_output_task(out, run_id)  # quarantine corrupt parts, merge and record dead runs
+        scan_started = datetime.now(UTC)
+        items = scan_library_task(source, out, access)
+        # quote: Prefect would otherwise walk every item looking for futures (~40 s at 100,000 files).
+        todo = plan_run_task(quote(items), out, ctx, (datetime.now(UTC) - scan_started).total_seconds())
+        logger.info("run %s: %d files found, %d to transcribe", run_id, len(items), len(todo))
+        plan = shard_items(todo, target_s=shard_minutes * 60) if shard_minutes else shard_items(todo, shards or 1)
+        refs = write_shard_plans_task(quote(plan), out, run_id)  # shards go by reference: parameters are capped
+        jobs = [ShardJob(ref, source, out, run_id, config, ctx.config_hash, base_url, access) for ref in refs]
+        failed: list[int] = []
+        if pool:
+            failed = run_shards_on_pool(pool, jobs, attempts=shard_attempts)
+        else:
+            for job in jobs:
+                transcribe_shard(**job.parameters())  # type: ignore[arg-type]
+        finalize_run_task(out, run_id)
+        checked = run_canary_task(config, labelled, canary_threshold) if labelled else None
+        if checked and not checked.passed:
+            mark_run_task(out, run_id, CANARY_FAILED)
+        metrics = record_run_task(out, run_id, started_at, pricing, len(plan) if pool else 1, ctx.engine,
+                                  ctx.model, ctx.config_hash, checked.wer if checked else None,
+                                  checked.threshold if checked else None, len(warnings))
+    publish_run_report(metrics, warnings)
     if failed:
         raise ShardsFailed(f"shards {failed} failed on every attempt; the next run redoes their files")
     if checked and not checked.passed:

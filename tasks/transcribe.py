@@ -22,9 +22,9 @@ from prefect.cache_policies import NO_CACHE
 from tasks.engines import load_transcriber
 from tasks.engines.base import EngineConfig, EngineError, Transcriber
 from tasks.media.prefetch import Batch, Decoded
+from tasks.output.layout import output_layout, transcript_stem
 from tasks.output.manifests import RunContext, write_part
 from tasks.output.metrics import ShardSummary, write_stage_times
-from tasks.output.storage import open_output
 from tasks.output.transcripts import UnsafePathError, write_transcript_files
 from tasks.progress import report
 from tasks.quality.guarded import QualityOptions, transcribe_guarded
@@ -92,7 +92,7 @@ def _settle(
     meta = {"source": item.source, "content_sha256": item.content_sha256, "duration_s": item.duration_s,
             "engine": ctx.engine, "model": ctx.model, "config_hash": ctx.config_hash, "run_id": ctx.run_id}
     try:
-        path = write_transcript_files(out, item.source, outcome, meta)
+        path = write_transcript_files(out, transcript_stem(ctx.config_hash, item.content_sha256), outcome, meta)
     except (UnsafePathError, OSError) as error:
         return FileResult(item, "failed", shard_id, now, error=f"cannot write outputs: {error}", processing_s=busy_s)
     return FileResult(item, "ok", shard_id, now, transcript=outcome, processing_s=busy_s,
@@ -123,17 +123,17 @@ def transcribe_batch_task(
     transcriber = load_transcriber(engine)  # cached: loaded once per worker process
     ctx = RunContext(run_id, transcriber.engine, transcriber.model, config_hash,
                      tuple(sorted(transcriber.settings().items())), base_url)
-    store = open_output(out)
-    out_dir = store.local_root()
+    layout = output_layout(out)
+    out_dir = layout.write_root()
     outcome = transcribe_batch(items, decoded.decoded, shard_id, transcriber, out_dir, ctx,
                                QualityOptions.from_config(engine))
     started = time.perf_counter()
-    store.publish(transcript_files(out_dir, outcome.results))  # before the rows that point at them
+    layout.publish(transcript_files(out_dir, outcome.results))  # before the rows that point at them
     name = f"shard-{shard_id:05d}-batch-{batch_no:05d}-{uuid.uuid4().hex[:8]}"
     part = write_part(out_dir, run_id, name, outcome.results, ctx)
     times = replace(outcome.times, decode_s=decoded.waited_s,
                     write_s=outcome.times.write_s + time.perf_counter() - started)
-    store.publish([*([part] if part else []), write_stage_times(out_dir, run_id, name, times)])
+    layout.publish([*([part] if part else []), write_stage_times(out_dir, run_id, name, times)])
     ok = [r for r in outcome.results if r.status == "ok"]
     report("done", len(outcome.results), sum(r.item.duration_s or 0 for r in outcome.results))
     return ShardSummary(shard_id, len(ok), len(outcome.results) - len(ok), 0,

@@ -29,8 +29,8 @@ from prefect import get_run_logger, task
 from tasks.media.audio import WAV_HEADER_BYTES, MediaError, probe_container, probe_duration, wav_duration
 from tasks.media.s3 import S3Access
 from tasks.media.sources import LocalSource, MediaSource, SourceFile, looks_like_media, open_source
+from tasks.output.layout import output_layout
 from tasks.output.manifests import read_manifest, read_staging
-from tasks.output.storage import open_output
 from tasks.records import MediaItem
 
 HASH_CHUNK = 1 << 20
@@ -163,7 +163,7 @@ def _sha256(handle: BinaryIO, first: bytes = b"") -> str:
 @task(name="scan-library", retries=2, retry_delay_seconds=[2, 10])
 def scan_library_task(source: str, out: str, access: S3Access | None = None) -> list[MediaItem]:
     """Scan the library but the output folder, reusing the manifest's rows (retried: a listing can fail)."""
-    previous = previous_scan(open_output(out).pull_manifest())
+    previous = previous_scan(output_layout(out).read_root())
     result = scan(open_source(source, exclude=(out,), access=access), previous)
     get_run_logger().info("scan: %d files, %d reused from the manifest, %d hashed",
                           len(result.items), result.reused, result.inspected)
