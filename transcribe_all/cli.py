@@ -1,7 +1,8 @@
 """`transcribe-all`: run the transcribe-library flow in this process, on this machine.
 
 Exit codes: 0 every file ok or already done; 3 the run finished but some files
-failed; 2 a usage error (one line naming the parameter); 1 the run itself failed.
+failed; 2 a usage error (one line naming the parameter); 1 the run itself failed;
+130 stopped by Ctrl-C (what was done is kept; see transcribe_all/interrupt.py).
 Parameters are checked before Prefect starts, so a typo costs no server start.
 """
 
@@ -51,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--canary-references", metavar="TSV", help="the set's references (default: FOLDER/references.tsv)")
     run.add_argument("--canary-threshold", type=_fraction("--canary-threshold"), default=None, metavar="WER",
                      help="fail the run when the canary's WER is above this (default: 0.35)")
+    run.add_argument("--no-wait", action="store_true",
+                     help="if another run is writing to DIR, stop at once instead of waiting for it")
     run.add_argument("-v", "--verbose", action="store_true", help="show Prefect's logs")
     models = commands.add_parser("models", help="manage local models")
     model_commands = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)

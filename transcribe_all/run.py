@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -22,7 +22,7 @@ def run_in_process(args: argparse.Namespace) -> int:
     from tasks.engines.base import EngineError
 
     try:
-        with _progress_bar(console):
+        with _progress_bar(console), _ctrl_c(console), _lease_notices(console):
             metrics = transcribe_library(
                 source=args.source, out=args.out, engine=args.engine, model=args.model, hardware=args.hardware,
                 shards=args.shards, shard_minutes=args.shard_minutes, beam_size=args.beam_size,
@@ -30,12 +30,42 @@ def run_in_process(args: argparse.Namespace) -> int:
                 base_url=args.base_url,
                 vad=not args.no_vad, canary=args.canary, canary_references=args.canary_references,
                 **({"canary_threshold": args.canary_threshold} if args.canary_threshold is not None else {}),
+                wait_for_lease=not args.no_wait,
             )
     except (EngineError, ValueError, OSError, RuntimeError) as error:
         console.print(f"[red]transcribe-all: run failed:[/] {error}", soft_wrap=True)  # one line, unwrapped
         return EXIT_RUN_FAILED
     Console().print(_summary(metrics, args.out))
     return EXIT_FILES_FAILED if metrics.files_failed else EXIT_OK
+
+
+def _ctrl_c(console: Console) -> AbstractContextManager[None]:
+    from tasks.output.lease import release_held_leases
+    from transcribe_all.interrupt import stop_child_processes, stop_on_interrupt, stop_temporary_server
+
+    say = lambda line: console.print(f"[yellow]transcribe-all: {line}[/]", soft_wrap=True)
+    # the decoders twice: the flow keeps running while the others stop, and may start one meanwhile
+    cleanups = [release_held_leases, stop_child_processes, stop_temporary_server, stop_child_processes]
+    return stop_on_interrupt(say, cleanups)
+
+
+@contextmanager
+def _lease_notices(console: Console) -> Iterator[None]:
+    """Show the run lease's waiting message (another run is writing to DIR) on the terminal."""
+    import logging
+
+    from tasks.output.lease import log
+
+    class Say(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            console.print(f"[yellow]transcribe-all: {record.getMessage()}[/]", soft_wrap=True)
+
+    handler = Say(logging.WARNING)
+    log.addHandler(handler)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
 
 
 @contextmanager
