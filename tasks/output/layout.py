@@ -41,7 +41,8 @@ PLANS = "_plans"
 QUARANTINE = "_quarantine"
 LEASE = "_lease.json"
 MIRRORED = (MANIFEST, STAGING, STAGES, RUNS)  # what the ledger, the merge and the metrics read
-_HEX = re.compile(r"[0-9a-f]{8,64}")
+_SHA = re.compile(r"[0-9a-f]{8,64}")
+_CONFIG = re.compile(r"[0-9A-Za-z_-]{1,64}")  # a config hash (16 hex digits), or a test's name for one
 
 
 def run_folder(kind: str, run_id: str) -> str:
@@ -70,7 +71,7 @@ def plan_file(run_id: str, shard_id: int) -> str:
 
 def transcript_stem(config_hash: str, content_sha256: str | None) -> str:
     """`transcripts/<config>/<sha[:2]>/<sha>`: add `.json`, `.srt` or `.vtt`. Injective by construction."""
-    if not content_sha256 or not _HEX.fullmatch(content_sha256) or not _HEX.fullmatch(config_hash):
+    if not content_sha256 or not _SHA.fullmatch(content_sha256) or not _CONFIG.fullmatch(config_hash):
         raise UnsafePathError(f"no transcript path for content {content_sha256!r} × config {config_hash!r}")
     return f"{TRANSCRIPTS}/{config_hash}/{content_sha256[:2]}/{content_sha256}"
 
