@@ -195,3 +195,30 @@ def test_user_text_in_the_run_report_is_inert() -> None:
         if "script" in line:
             assert "`` /models/<script>alert(1)</script> # [link](http://x) `tick` **bold** ``" in line
     assert "\n# [link]" not in report
+
+
+@pytest.mark.slow
+def test_an_s3_dir_quarantines_a_corrupt_part_in_the_bucket_and_releases_its_lease(
+    s3: object, bucket: str, moto_url: str, prefect_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from transcribe_all.settings import worker_settings
+
+    monkeypatch.setenv("TRANSCRIBE_ALL_S3_ENDPOINT_URL", moto_url)
+    monkeypatch.delenv("TRANSCRIBE_ALL_AWS_CREDENTIALS_BLOCK", raising=False)
+    worker_settings.cache_clear()
+    try:
+        library, out = tmp_path / "library", f"s3://{bucket}/out"
+        for n in range(2):
+            clip(library / f"f{n}.wav", n)
+        first = transcribe_library(str(library), out, engine="fake")
+        part = f"out/manifest/run_id={first.run_id}/part-00000.parquet"
+        s3.put_object(Bucket=bucket, Key=part, Body=b"PAR1 torn upload")  # type: ignore[attr-defined]
+        second = transcribe_library(str(library), out, engine="fake")
+        assert (second.files_ok, second.quarantined) == (2, 1)
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)  # type: ignore[attr-defined]
+        keys = {obj["Key"] for page in pages for obj in page.get("Contents", [])}
+        assert part not in keys and f"out/_quarantine/{second.run_id}/{part.removeprefix('out/')}" in keys
+        assert "out/_lease.json" not in keys
+        assert {f"out/runs/{first.run_id}.parquet", f"out/runs/{second.run_id}.parquet"} <= keys
+    finally:
+        worker_settings.cache_clear()

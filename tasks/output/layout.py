@@ -128,7 +128,7 @@ def _say_waiting(message: str) -> None:
         get_run_logger().warning(message)
 
 
-_layouts: dict[tuple[str, int], OutputLayout] = {}
+_layouts: dict[tuple[str, str], OutputLayout] = {}
 _lock = Lock()
 
 
@@ -137,7 +137,7 @@ def output_layout(out: str) -> OutputLayout:
 
     Keyed by the worker's settings too: new settings (another credentials block) get a new store.
     """
-    key = (out, id(worker_settings()))
+    key = (out, worker_settings().model_dump_json())
     with _lock:
         if key not in _layouts:
             _layouts[key] = OutputLayout(open_output(out, MIRRORED))
