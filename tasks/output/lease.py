@@ -5,8 +5,8 @@ run id, host, pid, a random token and when it was last renewed). Its holder is t
 not the process: shard flows on other workers carry the run id and write under the
 parent's lease, and a retry of the same flow run takes its own lease back at once.
 
-- acquire: create the record only if there is none (local: `O_CREAT|O_EXCL`; S3: a
-  conditional put, `If-None-Match: *`);
+- acquire: create the record only if there is none (local: written to a private file, then
+  `link()`ed into place, which fails if the lease exists; S3: a conditional put, `If-None-Match: *`);
 - renew: every `renew_s` (10 s) the holder rewrites it, only if it is still its own (S3:
   `If-Match: <etag>`), from a daemon thread;
 - take over: a record not renewed for `expiry_s` (60 s, by its own clock or by how long
@@ -104,15 +104,21 @@ class LocalLeaseFile:
         return record, record.token if record else f"unreadable:{hash(data)}"
 
     def create(self, record: LeaseRecord) -> str | None:
+        # Written whole to a private file (O_CREAT|O_EXCL), then linked into place: link() fails if the
+        # lease exists, so creation is exclusive, and no reader ever sees a half-written record.
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{record.token}.new")
+        fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         try:
-            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(record.to_bytes())
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.link(tmp, self.path)
         except FileExistsError:
             return None
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(record.to_bytes())
-            handle.flush()
-            os.fsync(handle.fileno())
+        finally:
+            tmp.unlink(missing_ok=True)
         return record.token
 
     def swap(self, record: LeaseRecord, expected: str) -> str | None:
