@@ -250,18 +250,8 @@ def finalize_run_task(out: str, run_id: str) -> int:
     return finalize_and_ship(layout, layout.read_root(), run_id)
 
 
-@task(name="merge-unfinished-runs", retries=2, retry_delay_seconds=[2, 10])
-def finalize_unfinished_task(out: str, current_run_id: str) -> list[str]:
-    """Merge what runs that died before their merge had staged (their ok files stay done)."""
-    layout = output_layout(out)
-    root = layout.read_root()
-    orphans = [r for r in unfinished_runs(root) if r != current_run_id]
-    for run_id in orphans:
-        finalize_and_ship(layout, root, run_id)
-    return orphans
-
-
 def finalize_and_ship(layout: OutputLayout, root: Path, run_id: str) -> int:
+    """Merge a run under `root` (DIR or its S3 mirror), ship the merged part, drop the staged ones; rows."""
     merged = finalize_run(root, run_id)
     if merged.written is not None:
         layout.publish([merged.written], keep=True)  # the merged part first, then drop the staged ones
