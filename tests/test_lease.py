@@ -183,7 +183,7 @@ def test_s3_lease_busy_renewed_expired_and_taken_over(s3: object, bucket: str) -
     waiter = s3_lease(s3, bucket, "run-c", expiry_s=0.5, poll_s=0.1)
     started = time.monotonic()
     waiter.acquire(wait=True)
-    assert 0.4 < time.monotonic() - started < 10
+    assert time.monotonic() - started < 10  # expired by its own clock or by the waiter's watch, whichever first
     assert dead.renew() is False  # its etag is gone: it knows it lost the lease
     dead.release()  # and leaves the new holder's lease alone
     assert s3_lease(s3, bucket, "run-d").try_acquire() is not None
