@@ -91,7 +91,8 @@ def child(step: str, out: Path, code: Path) -> None:
     sys.path.insert(0, str(code))
     import gc
 
-    from tasks.output.manifests import MANIFEST_DIR, finalize_run, load_ledger
+    MANIFEST_DIR = "manifest"  # the layout's name; literal so `--against REV` runs old code too
+    from tasks.output.manifests import finalize_run, load_ledger
     from tasks.quality.canary import mark_run
 
     gc.collect()

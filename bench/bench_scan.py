@@ -100,7 +100,8 @@ def measure(library: Path, out: Path) -> dict[str, float]:
 
     from tasks.media.scan import previous_scan, scan_library
     from tasks.media.sources import LocalSource
-    from tasks.output.manifests import MANIFEST_DIR, RunContext, to_table
+    MANIFEST_DIR = "manifest"  # the layout's name; literal so `--against REV` runs old code too
+    from tasks.output.manifests import RunContext, to_table
     from tasks.records import FileResult
 
     started = time.perf_counter()

@@ -27,8 +27,10 @@ from tasks.engines import check_engine
 from tasks.locations import check_location
 from tasks.media.scan import scan_library_task
 from tasks.output.archive import refresh_archive_task
-from tasks.output.manifests import finalize_run_task, finalize_unfinished_task
+from tasks.output.layout import run_lease
+from tasks.output.manifests import finalize_run_task
 from tasks.output.metrics import RunMetrics, record_run_task
+from tasks.output.recovery import recover_output_task
 from tasks.output.reporting import publish_run_report
 from tasks.output.shard_plans import write_shard_plans_task
 from tasks.planning.fanout import ShardJob, run_shards_on_pool
@@ -60,40 +62,41 @@ def transcribe_library(**parameters: Any) -> RunMetrics:
     pricing = resolve_pricing(config.hardware_profile())
     labelled = resolve_canary_task(config)  # a wrong path fails before any work
     ctx = prepare_run_task(config.engine_config(), run_id)
-    finalize_unfinished_task(config.out, run_id)
-    report("scanning", 0, 0.0)
-    scan_started = datetime.now(UTC)
-    items = scan_library_task(source, config.out, access, config.follow_links_outside)
-    # quote: Prefect would otherwise walk every item looking for futures (~40 s at 100,000 files).
-    scan_s = (datetime.now(UTC) - scan_started).total_seconds()
-    todo = plan_run_task(quote(items), config.out, ctx, scan_s)  # type: ignore[call-overload]  # Prefect unquotes
-    logger.info("run %s: %d files found, %d to transcribe", run_id, len(items), len(todo))
-    shards, target_s = config.shard_plan()
-    plan = shard_items(todo, shards, target_s)
-    refs = write_shard_plans_task(quote(plan), config.out, run_id)  # by reference: parameters are capped
-    run = RunRef(run_id, ctx.config_hash, source, access)
-    failed: list[int] = []
-    if config.pool:
-        failed = run_shards_on_pool(config.pool, [ShardJob(ref, config, run) for ref in refs],
-                                    attempts=config.shard_attempts)
-    else:
-        for ref in refs:
-            transcribe_shard(shard=ref, config=config, run=run)
-    report("finishing", 0, 0.0)
-    finalize_run_task(config.out, run_id)
-    # The canary checks the engine that made this run's transcripts: nothing transcribed, nothing to check.
-    checked = None
-    if labelled and todo:
-        report("canary", 0, 0.0)
-        checked = run_canary_task(config.engine_config(), labelled, config.canary_threshold, ctx.config_hash)
-    if checked and not checked.passed:
-        mark_run_task(config.out, run_id, CANARY_FAILED)
-    metrics = record_run_task(config.out, run_id, started_at, pricing, len(plan) if config.pool else 1, ctx.engine,
-                              ctx.model, ctx.config_hash, checked.wer if checked else None,
-                              checked.threshold if checked else None)
-    refresh_archive_task(config.out, source, base_url=config.base_url, site=config.site,
-                         media_base_url=config.media_base_url)
-    publish_run_report(metrics)
+    with run_lease(config.out, run_id, config.wait_for_lease):  # one run writes to OUT at a time
+        warnings = recover_output_task(config.out, run_id)  # quarantine corrupt parts, merge and record dead runs
+        report("scanning", 0, 0.0)
+        scan_started = datetime.now(UTC)
+        items = scan_library_task(source, config.out, access, config.follow_links_outside)
+        # quote: Prefect would otherwise walk every item looking for futures (~40 s at 100,000 files).
+        scan_s = (datetime.now(UTC) - scan_started).total_seconds()
+        todo = plan_run_task(quote(items), config.out, ctx, scan_s)  # type: ignore[call-overload]  # Prefect unquotes
+        logger.info("run %s: %d files found, %d to transcribe", run_id, len(items), len(todo))
+        shards, target_s = config.shard_plan()
+        plan = shard_items(todo, shards, target_s)
+        refs = write_shard_plans_task(quote(plan), config.out, run_id)  # by reference: parameters are capped
+        run = RunRef(run_id, ctx.config_hash, source, access)
+        failed: list[int] = []
+        if config.pool:
+            failed = run_shards_on_pool(config.pool, [ShardJob(ref, config, run) for ref in refs],
+                                        attempts=config.shard_attempts)
+        else:
+            for ref in refs:
+                transcribe_shard(shard=ref, config=config, run=run)
+        report("finishing", 0, 0.0)
+        finalize_run_task(config.out, run_id)
+        # The canary checks the engine that made this run's transcripts: nothing transcribed, nothing to check.
+        checked = None
+        if labelled and todo:
+            report("canary", 0, 0.0)
+            checked = run_canary_task(config.engine_config(), labelled, config.canary_threshold, ctx.config_hash)
+        if checked and not checked.passed:
+            mark_run_task(config.out, run_id, CANARY_FAILED)
+        metrics = record_run_task(config.out, run_id, started_at, pricing, len(plan) if config.pool else 1,
+                                  ctx.engine, ctx.model, ctx.config_hash, checked.wer if checked else None,
+                                  checked.threshold if checked else None, len(warnings))
+        refresh_archive_task(config.out, source, base_url=config.base_url, site=config.site,
+                             media_base_url=config.media_base_url)
+    publish_run_report(metrics, warnings)
     if failed:
         raise ShardsFailed(f"shards {failed} failed on every attempt; the next run redoes their files")
     if checked and not checked.passed:

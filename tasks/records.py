@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-Status = Literal["ok", "failed", "skipped"]
+Status = Literal["ok", "failed", "skipped", "removed"]  # removed: gone from SOURCE since the last run
 SAMPLE_RATE = 16_000
 
 

@@ -76,6 +76,8 @@ class RunConfig(BaseModel):
                                           "updated every run).")
     media_base_url: str | None = Field(None, description="Where the site's players find the media when `source` "
                                                          "is not a local folder (http(s)://HOST/PATH).")
+    wait_for_lease: bool = Field(True, description="When another run is writing to `out`, wait for it "
+                                                   "(else stop at once with one line).")
     canary: str = Field(SHIPPED_CANARY, description="Labelled set scored after each run that transcribed something: "
                                                     "shipped, a folder with references.tsv, or off.")
     canary_references: str | None = Field(None, description="The canary set's references TSV "

@@ -24,9 +24,9 @@ from tasks.engines import load_transcriber
 from tasks.engines.base import EngineError, Transcriber
 from tasks.media.pieces import LongAudio, transcribe_in_pieces
 from tasks.media.prefetch import Batch, Decoded
+from tasks.output.layout import output_layout, transcript_stem
 from tasks.output.manifests import RunContext, write_part
 from tasks.output.metrics import ShardSummary, write_stage_times
-from tasks.output.storage import open_output
 from tasks.output.transcripts import UnsafePathError, write_transcript_files
 from tasks.progress import report
 from tasks.quality.guarded import QualityOptions, transcribe_guarded
@@ -104,7 +104,7 @@ def _settle(
     meta = {"source": item.source, "content_sha256": item.content_sha256, "duration_s": item.duration_s,
             "engine": ctx.engine, "model": ctx.model, "config_hash": ctx.config_hash, "run_id": ctx.run_id}
     try:
-        path = write_transcript_files(out, item.source, outcome, meta)
+        path = write_transcript_files(out, transcript_stem(ctx.config_hash, item.content_sha256), outcome, meta)
     except (UnsafePathError, OSError) as error:
         return FileResult(item, "failed", shard_id, now, error=f"cannot write outputs: {error}", processing_s=busy_s,
                           audio_stream=stream)
@@ -137,17 +137,17 @@ def transcribe_batch_task(
     ctx = RunContext(run.run_id, transcriber.engine, transcriber.model, run.config_hash,
                      tuple(sorted(transcriber.settings().items())), config.base_url)
     run_id = run.run_id
-    store = open_output(config.out)
-    out_dir = store.local_root()
+    layout = output_layout(config.out)
+    out_dir = layout.write_root()
     outcome = transcribe_batch(items, decoded.decoded, shard_id, transcriber, out_dir, ctx,
                                QualityOptions.from_config(engine))
     started = time.perf_counter()
-    store.publish(transcript_files(out_dir, outcome.results))  # before the rows that point at them
+    layout.publish(transcript_files(out_dir, outcome.results))  # before the rows that point at them
     name = f"shard-{shard_id:05d}-batch-{batch_no:05d}-{uuid.uuid4().hex[:8]}"
     part = write_part(out_dir, run_id, name, outcome.results, ctx)
     times = replace(outcome.times, decode_s=decoded.waited_s,
                     write_s=outcome.times.write_s + time.perf_counter() - started)
-    store.publish([*([part] if part else []), write_stage_times(out_dir, run_id, name, times)])
+    layout.publish([*([part] if part else []), write_stage_times(out_dir, run_id, name, times)])
     ok = [r for r in outcome.results if r.status == "ok"]
     for result in outcome.results:
         report("done", 1, result.item.duration_s or 0)

@@ -87,7 +87,7 @@ def test_a_run_with_the_shipped_canary_passes_and_records_guards(prefect_api: st
     assert "repetition_loop" in rows.loc["looped.wav", "quality_flags"]
     attempts = json.loads(rows.loc["looped.wav", "quality_attempts"])
     assert [a["decode"] for a in attempts] == ["default", "safer"] and sum(a["kept"] for a in attempts) == 1
-    document = json.loads((tmp_path / "out" / "transcripts" / "looped.wav.json").read_text())
+    document = json.loads((tmp_path / "out" / rows.loc["looped.wav", "transcript_path"]).read_text())
     assert "repetition_loop" in document["quality"]["flags"] and len(document["quality"]["attempts"]) == 2
     middle = rows.loc["silent_middle.wav"]
     assert list(middle["quality_flags"]) == [] and middle["speech_s"] == pytest.approx(8.4, abs=1.0)
@@ -107,8 +107,8 @@ def test_a_canary_over_its_threshold_fails_the_run_after_writing_everything(
     assert state.is_failed()
     with pytest.raises(RuntimeError, match=r"canary WER 0\.\d+ FAILED \(threshold 0\.000, 1 files\)"):
         state.result()
-    assert (out / "transcripts" / "fox.wav.json").is_file()
     row = read_manifest(out).to_pylist()[0]
+    assert (out / row["transcript_path"]).is_file()
     assert row["status"] == "ok" and row["quality_flags"] == ["canary_failed"]
     assert runs(out).loc[0, "canary_wer"] > 0.0 and runs(out).loc[0, "canary_threshold"] == 0.0
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow.dataset as ds
 import pytest
 
-from tests.prefect_loopback import LoopbackPrefect
+from tests.prefect_loopback import ROOT, LoopbackPrefect
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -73,6 +73,40 @@ def test_nightly_deployment_fans_shards_out_over_workers(
     assert loopback.flow_run_states("transcribe-shard").count("COMPLETED") == 3
     runs = ds.dataset(out / "runs").to_table().to_pylist()
     assert len(runs) == 1 and runs[0]["files_ok"] == 6 and runs[0]["workers"] == 3
+
+
+def test_two_parent_runs_into_one_dir_at_once_transcribe_each_file_once(
+    loopback: LoopbackPrefect, tmp_path: Path, example_library: Path
+) -> None:
+    """The nightly deployment run and a manual parent started beside it, both fanning out to the pool.
+
+    (The nightly deployment's own concurrency limit queues a second nightly run; a manual run, another
+    deployment or a retried parent is not queued by it, so the run lease must hold DIR.)
+    """
+    out = tmp_path / "out"
+    settings = params(str(example_library), out, 2, 0.3)  # 0.3 s per audio second: the runs overlap
+    nightly = [str(Path(sys.executable).parent / "prefect"), "deployment", "run", "transcribe-library/nightly",
+               "--params", json.dumps(settings), "--watch", "--watch-timeout", "400"]
+    script = "import json, sys; from flows.transcribe_library import transcribe_library as run; run(**json.loads(sys.argv[1]))"
+    manual = [sys.executable, "-c", script, json.dumps(settings)]
+    parents = []
+    for command, cwd in ((nightly, loopback.home), (manual, ROOT)):
+        parents.append(subprocess.Popen(command, cwd=cwd, env=loopback.env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True))
+        time.sleep(1)
+    outputs = [parent.communicate(timeout=460)[0] for parent in parents]
+    assert [parent.returncode for parent in parents] == [0, 0], [output[-3000:] for output in outputs]
+    rows = ds.dataset(out / "manifest", partitioning="hive").to_table().to_pylist()
+    ok = [r for r in rows if r["status"] == "ok"]
+    expected = sorted(p.relative_to(example_library).as_posix() for p in example_library.rglob("*.*"))
+    assert sorted(r["source"] for r in ok) == expected  # exactly one ok row per file, over both runs
+    assert len({(r["content_sha256"], r["config_hash"]) for r in ok}) == len(ok)
+    assert len({r["run_id"] for r in rows}) == 2 and sorted({r["status"] for r in rows}) == ["ok", "skipped"]
+    skipped = [r for r in rows if r["status"] == "skipped"]
+    assert sorted(r["source"] for r in skipped) == expected and len({r["done_in_run"] for r in skipped}) == 1
+    said = outputs[1] + (loopback.home / "worker-control.log").read_text()
+    assert "is in use by run" in said, "the second parent waited for the first, saying so"
+    assert not (out / "_lease.json").exists()
 
 
 def test_a_worker_killed_mid_shard_loses_and_duplicates_nothing(

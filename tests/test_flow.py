@@ -44,9 +44,10 @@ def test_run_writes_manifest_transcripts_and_metrics_then_resumes(prefect_api: s
     rows = manifest(out)
     assert sorted(rows["source"]) == sorted(p.relative_to(library).as_posix() for p in library.rglob("*.*"))
     assert set(rows["shard_id"]) == {0, 1}
-    for source in rows["source"]:
+    for path, sha in zip(rows["transcript_path"], rows["content_sha256"], strict=True):
+        assert path.startswith("transcripts/") and path.endswith(f"/{sha[:2]}/{sha}.json")
         for suffix in (".json", ".srt", ".vtt"):
-            assert (out / "transcripts" / f"{source}{suffix}").is_file()
+            assert (out / path).with_suffix(suffix).is_file()
     runs = ds.dataset(out / "runs").to_table().to_pandas()
     assert list(runs["run_id"]) == [first.run_id] and runs.loc[0, "files_ok"] == 6
 

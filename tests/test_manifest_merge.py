@@ -13,11 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tasks.output.manifest_merge
+from tasks.output.layout import MANIFEST, STAGING
 from tasks.output.manifest_merge import merge_parts
 from tasks.output.manifests import (
-    MANIFEST_DIR,
     MANIFEST_SCHEMA,
-    STAGING_DIR,
     STATUS_RANK,
     RunContext,
     finalize_run,
@@ -116,7 +115,7 @@ def test_a_merge_rerun_after_a_crash_is_harmless(tmp_path: Path, monkeypatch: py
     monkeypatch.setattr(tasks.output.manifest_merge, "ROW_GROUP_ROWS", 2)  # so the spill path runs
     write_part(tmp_path, "r1", "first", [result("a.wav", text="a1"), result("b.wav", text="b1")], CTX)
     finalize_run(tmp_path, "r1")
-    before = (tmp_path / MANIFEST_DIR / "run_id=r1" / "part-00000.parquet").read_bytes()
+    before = (tmp_path / MANIFEST / "run_id=r1" / "part-00000.parquet").read_bytes()
     write_part(tmp_path, "r1", "second", [result("c.wav", text="c1"), result("a.wav", seconds=-1, text="a0")], CTX)
 
     def die(*args: object) -> None:
@@ -126,10 +125,10 @@ def test_a_merge_rerun_after_a_crash_is_harmless(tmp_path: Path, monkeypatch: py
         patch.setattr(tasks.output.manifest_merge, "_interleave", die)
         with pytest.raises(KeyboardInterrupt):
             finalize_run(tmp_path, "r1")
-    assert (tmp_path / MANIFEST_DIR / "run_id=r1" / "part-00000.parquet").read_bytes() == before
-    assert (tmp_path / STAGING_DIR / "run_id=r1" / "second.parquet").exists()
+    assert (tmp_path / MANIFEST / "run_id=r1" / "part-00000.parquet").read_bytes() == before
+    assert (tmp_path / STAGING / "run_id=r1" / "second.parquet").exists()
     assert not list(tmp_path.rglob(".tmp-*"))
-    staged = tmp_path / STAGING_DIR / "run_id=r1" / "second.parquet"
+    staged = tmp_path / STAGING / "run_id=r1" / "second.parquet"
     kept = staged.read_bytes()
     finalize_run(tmp_path, "r1")
     expected = [("a.wav", "ok", "a0"), ("b.wav", "ok", "b1"), ("c.wav", "ok", "c1")]
@@ -141,7 +140,7 @@ def test_a_merge_rerun_after_a_crash_is_harmless(tmp_path: Path, monkeypatch: py
 
 def test_parts_written_before_a_column_existed_read_it_as_nulls(tmp_path: Path) -> None:
     old = part([("a.wav", "ok", 0)], "old").drop_columns(["quality_flags", "speech_s", "quality_attempts"])
-    folder = tmp_path / STAGING_DIR / "run_id=r1"
+    folder = tmp_path / STAGING / "run_id=r1"
     folder.mkdir(parents=True)
     pq.write_table(old, folder / "old.parquet")
     write_part(tmp_path, "r1", "new", [result("b.wav")], CTX)

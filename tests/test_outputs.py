@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
+from tasks.output.layout import transcript_stem
 from tasks.output.manifests import (
     MANIFEST_SCHEMA,
     RunContext,
@@ -35,17 +36,20 @@ def test_srt_and_vtt_timestamps() -> None:
 )
 def test_hostile_keys_never_leave_the_output_folder(tmp_path: Path, key: str) -> None:
     with pytest.raises(UnsafePathError):
-        output_path(tmp_path, key, ".json")
+        output_path(tmp_path, key)
 
 
-def test_transcript_files_mirror_the_source_path(tmp_path: Path) -> None:
+def test_transcript_files_are_addressed_by_content_and_config(tmp_path: Path) -> None:
     transcript = Transcript("Hello there.", SEGMENTS[:1], (Word(0.0, 0.5, " Hello", 0.9),), "en")
-    path = write_transcript_files(tmp_path, "deep/dir/clip one.wav", transcript, {"engine": "fake"})
-    assert path == (tmp_path / "transcripts/deep/dir/clip one.wav.json").resolve()
+    sha = "ab" * 32
+    stem = transcript_stem("0123456789abcdef", sha)
+    assert stem == f"transcripts/0123456789abcdef/ab/{sha}"
+    path = write_transcript_files(tmp_path, stem, transcript, {"engine": "fake", "content_sha256": sha})
+    assert path == (tmp_path / f"{stem}.json").resolve()
     document = json.loads(path.read_text())
     assert document["text"] == "Hello there." and document["words"][0]["word"] == " Hello"
-    assert (tmp_path / "transcripts/deep/dir/clip one.wav.srt").exists()
-    assert (tmp_path / "transcripts/deep/dir/clip one.wav.vtt").exists()
+    assert document["content_sha256"] == sha
+    assert (tmp_path / f"{stem}.srt").exists() and (tmp_path / f"{stem}.vtt").exists()
     assert not list(tmp_path.rglob(".tmp-*"))
 
 

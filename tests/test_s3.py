@@ -237,12 +237,13 @@ def test_hostile_keys_fail_alone_and_write_nothing_outside_the_root(
     written = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
     local_written = {p for p in written if p.startswith("site/")}
     assert all(p.startswith(("site/out/manifest/", "site/out/runs/", "site/out/_stages/", "site/out/_plans/",
-                             "site/out/search/", "site/out/transcripts/good.wav.")) for p in local_written), local_written
+                             "site/out/search/", "site/out/transcripts/")) for p in local_written), local_written
+    assert len([p for p in local_written if p.startswith("site/out/transcripts/")]) == 3  # good.wav's three
     assert not [p for p in (worker_settings().cache_dir / "downloads").rglob("*") if p.is_file()]
     for path in set(staging.rglob("*")) - staged_before:
         assert path.resolve().is_relative_to(staging.resolve())
         # only the mirror of the manifest and the stage times stays
-        assert path.is_dir() or any(f"/remote/{d}/" in path.as_posix() for d in ("manifest", "_stages")), path
+        assert path.is_dir() or any(f"/remote/{d}/" in path.as_posix() for d in ("manifest", "_stages", "runs")), path
 
 
 @pytest.mark.slow
@@ -353,8 +354,10 @@ def test_cli_runs_s3_to_s3_with_the_default_aws_chain_and_an_endpoint(
     assert done.returncode == 0, done.stderr[-2000:]
     rows = manifest_from_s3(s3, bucket, "out", tmp_path / "manifest")
     assert list(rows["status"]) == ["ok"] and "quick" in rows.loc[0, "text"].lower()
-    assert rows.loc[0, "transcript_url"] == "https://h.example/outputs/transcripts/standup.wav.json"
-    assert "out/transcripts/standup.wav.srt" in all_keys(s3, bucket)
+    path = rows.loc[0, "transcript_path"]
+    assert path.endswith(f"/{rows.loc[0, 'content_sha256']}.json")
+    assert rows.loc[0, "transcript_url"] == f"https://h.example/outputs/{path}"
+    assert f"out/{path[:-5]}.srt" in all_keys(s3, bucket)
 
 
 @pytest.mark.slow

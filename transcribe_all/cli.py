@@ -2,7 +2,8 @@
 
 Exit codes (transcribe_all/exit_codes.py): 0 every file ok or already done; 3 the run
 finished but some files failed; 2 a usage error (one line naming the parameter); 1 the
-run itself failed. `run`'s options are generated from `RunConfig` (tasks/run_config.py),
+run itself failed; 130 stopped by Ctrl-C (what was done is kept; transcribe_all/interrupt.py).
+`run`'s options are generated from `RunConfig` (tasks/run_config.py),
 the same fields a deployment run takes, and the whole configuration — including the
 engine's extra, the model and the canary set — is checked before Prefect starts, so a
 mistake costs no server start.
@@ -25,7 +26,7 @@ from transcribe_all.settings import prepare_cli_prefect_env, worker_settings
 ARCHIVE_COMMANDS = ("search", "site")
 
 # CLI spellings that differ from the field's name (kept from earlier releases).
-FLAG_ALIASES = {"pack_short_clips": ("--packing",)}
+FLAG_ALIASES = {"pack_short_clips": ("--packing",), "wait_for_lease": ("--wait",)}
 METAVARS = {"model": "PATH_OR_ID", "shards": "N", "shard_minutes": "M", "beam_size": "K", "hardware": "PROFILE",
             "base_url": "URL", "canary": "FOLDER|off", "canary_references": "TSV", "canary_threshold": "WER",
             "language": "CODE", "pool": "POOL", "batch_size": "N", "shard_attempts": "N",

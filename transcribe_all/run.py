@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -28,7 +28,7 @@ def run_in_process(config: RunConfig) -> int:
     console = Console(stderr=True)
     console.print(f"[bold]transcribe-all[/] {escape(config.source)} → {escape(config.out)} (engine {config.engine})",
                   soft_wrap=True)
-    with _progress_bar(console) as show:
+    with _progress_bar(console) as show, _ctrl_c(console), _lease_notices(console):
         show("starting Prefect")
         from flows.transcribe_library import transcribe_library  # imports prefect: after the env is set
         from tasks.engines.base import EngineError
@@ -41,6 +41,37 @@ def run_in_process(config: RunConfig) -> int:
             return EXIT_RUN_FAILED
     Console().print(_summary(metrics, config.out))
     return EXIT_FILES_FAILED if metrics.files_failed else EXIT_OK
+
+
+def _ctrl_c(console: Console) -> AbstractContextManager[None]:
+    from tasks.output.lease import release_held_leases
+    from transcribe_all.interrupt import stop_child_processes, stop_on_interrupt, stop_temporary_server
+
+    def say(line: str) -> None:
+        console.print(f"[yellow]transcribe-all: {escape(line)}[/]", soft_wrap=True)
+
+    # the decoders twice: the flow keeps running while the others stop, and may start one meanwhile
+    cleanups = [release_held_leases, stop_child_processes, stop_temporary_server, stop_child_processes]
+    return stop_on_interrupt(say, cleanups)
+
+
+@contextmanager
+def _lease_notices(console: Console) -> Iterator[None]:
+    """Show the run lease's waiting message (another run is writing to DIR) on the terminal."""
+    import logging
+
+    from tasks.output.lease import log
+
+    class Say(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            console.print(f"[yellow]transcribe-all: {escape(record.getMessage())}[/]", soft_wrap=True)
+
+    handler = Say(logging.WARNING)
+    log.addHandler(handler)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
 
 
 @contextmanager

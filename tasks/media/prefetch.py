@@ -25,6 +25,7 @@ import logging
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -37,7 +38,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from tasks.media import pieces
 from tasks.media.audio import MediaError
@@ -163,7 +164,7 @@ class DecodeAhead:
     def _decode_alone(self, item: MediaItem, path: Path) -> Decoded:
         """A worker died while it had this file: decode it in a process of its own to know."""
         log.warning("a decoder process died; decoding %s alone", item.source)
-        with ProcessPoolExecutor(1, mp_context=_CONTEXT) as alone:
+        with ProcessPoolExecutor(1, mp_context=_CONTEXT, **_IGNORE_CTRL_C) as alone:
             try:
                 return _submit(alone, item, path, self._decoder, (self._spill_dir, self._spill_after_s)).result()
             except BrokenProcessPool:
@@ -173,13 +174,13 @@ class DecodeAhead:
     def _shared_pool(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._pool is None:
-                self._pool = ProcessPoolExecutor(self._workers, mp_context=_CONTEXT)
+                self._pool = ProcessPoolExecutor(self._workers, mp_context=_CONTEXT, **_IGNORE_CTRL_C)
             return self._pool
 
     def _replace_pool(self, broken: ProcessPoolExecutor) -> None:
         with self._lock:
             if self._pool is broken:  # the first thread to see the break replaces it
-                self._pool = ProcessPoolExecutor(self._workers, mp_context=_CONTEXT)
+                self._pool = ProcessPoolExecutor(self._workers, mp_context=_CONTEXT, **_IGNORE_CTRL_C)
         broken.shutdown(wait=False, cancel_futures=True)
 
 
@@ -211,6 +212,9 @@ def _alive(pid: int) -> bool:
 # forkserver: this process holds model threads (OpenMP, CUDA) that must not be forked. The workers
 # read no settings or credentials (they get a local path), so a long-lived server is safe.
 _CONTEXT = multiprocessing.get_context("forkserver")
+# A terminal's Ctrl-C reaches the whole process group: the parent handles it (transcribe_all/interrupt.py
+# stops the decoders), so a decoder must not die mid-import with a KeyboardInterrupt traceback.
+_IGNORE_CTRL_C: dict[str, Any] = {"initializer": signal.signal, "initargs": (signal.SIGINT, signal.SIG_IGN)}
 
 
 _SPAWN_LOCK = threading.Lock()

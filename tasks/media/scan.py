@@ -43,8 +43,8 @@ from tasks.media.sources import (
     looks_like_media,
     open_source,
 )
+from tasks.output.layout import output_layout
 from tasks.output.manifests import read_manifest, read_staging
-from tasks.output.storage import open_output
 from tasks.records import MediaItem
 
 HASH_CHUNK = 1 << 20
@@ -197,7 +197,7 @@ def scan_library_task(
     source: str, out: str, access: S3Access | None = None, follow_links_outside: bool = False
 ) -> list[MediaItem]:
     """Scan the library but the output folder, reusing the manifest's rows (retried: a listing can fail)."""
-    previous = previous_scan(open_output(out).pull_manifest())
+    previous = previous_scan(output_layout(out).read_root())
     files = open_source(source, exclude=(out,), access=access, follow_links_outside=follow_links_outside)
     result = scan(files, previous)
     logger = get_run_logger()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -24,14 +24,20 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from prefect import task
 
+from tasks.output.layout import (
+    MANIFEST,
+    STAGING,
+    OutputLayout,
+    merged_part,
+    output_layout,
+    run_folder,
+    staged_part,
+)
 from tasks.output.links import transcript_url
 from tasks.output.manifest_merge import merge_parts
-from tasks.output.storage import OutputStore, open_output
+from tasks.output.overlap import settle_overlaps
 from tasks.output.transcripts import atomic_write_bytes
 from tasks.records import FileResult, Quality
-
-MANIFEST_DIR = "manifest"
-STAGING_DIR = "_staging"  # batches land here first; the leading underscore hides it from readers
 
 SEGMENT_TYPE = pa.struct([("start", pa.float64()), ("end", pa.float64()), ("text", pa.string())])
 MANIFEST_SCHEMA = pa.schema(
@@ -123,7 +129,7 @@ def write_part(out: Path, run_id: str, part: str, results: Sequence[FileResult],
     """Stage one batch's rows atomically; `finalize_run` merges them into the manifest."""
     if not results:
         return None
-    path = out / STAGING_DIR / f"run_id={run_id}" / f"{part}.parquet"
+    path = out / staged_part(run_id, part)
     _write_table(path, to_table(results, ctx))
     return path
 
@@ -137,13 +143,13 @@ def _write_table(path: Path, table: pa.Table) -> None:
 def read_manifest(out: Path, columns: Iterable[str] | None = None, run_id: str | None = None,
                   where: pc.Expression | None = None) -> pa.Table:
     """Merged rows of every run (or of one), optionally filtered: what users read. Empty, with the schema, if none."""
-    return _read(out / MANIFEST_DIR, columns, run_id, where)
+    return _read(out / MANIFEST, columns, run_id, where)
 
 
 def read_staging(out: Path, columns: Iterable[str] | None = None, run_id: str | None = None,
                  where: pc.Expression | None = None) -> pa.Table:
     """Rows written by shards but not yet merged (a run in progress, or one that died)."""
-    return _read(out / STAGING_DIR, columns, run_id, where)
+    return _read(out / STAGING, columns, run_id, where)
 
 
 def _read(root: Path, columns: Iterable[str] | None, run_id: str | None, where: pc.Expression | None) -> pa.Table:
@@ -161,7 +167,7 @@ def _read(root: Path, columns: Iterable[str] | None, run_id: str | None, where: 
     return table.append_column("run_id", pa.array([run_id] * len(table), pa.string())).select(wanted)
 
 
-STATUS_RANK = {"ok": 0, "skipped": 1, "failed": 2}
+STATUS_RANK = {"ok": 0, "skipped": 1, "failed": 2, "removed": 3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,10 +185,11 @@ def finalize_run(out: Path, run_id: str) -> Merged:
     only once complete, and staged parts are deleted only after that, so re-running it
     after a crash anywhere is harmless. Streams: see tasks/output/manifest_merge.py.
     """
-    merged = out / MANIFEST_DIR / f"run_id={run_id}"
-    staged = _parts(out / STAGING_DIR / f"run_id={run_id}")
-    target = merged / "part-00000.parquet"
-    rows = merge_parts([*_parts(merged), *staged], target, MANIFEST_SCHEMA, tuple(STATUS_RANK))
+    target = out / merged_part(run_id)
+    staged = _parts(out / run_folder(STAGING, run_id))
+    rows = merge_parts([*_parts(target.parent), *staged], target, MANIFEST_SCHEMA, tuple(STATUS_RANK))
+    if rows:
+        settle_overlaps(out, run_id, target, MANIFEST_SCHEMA)  # in case two runs wrote DIR at once anyway
     for path in staged:
         path.unlink(missing_ok=True)
     return Merged(rows, target if rows else None, staged)
@@ -195,7 +202,7 @@ def _parts(folder: Path) -> tuple[Path, ...]:
 
 def unfinished_runs(out: Path) -> list[str]:
     """Runs with staged rows that were never merged (their parent died)."""
-    root = out / STAGING_DIR
+    root = out / STAGING
     if not root.is_dir():
         return []
     return sorted(p.name.removeprefix("run_id=") for p in root.glob("run_id=*") if any(p.glob("*.parquet")))
@@ -207,19 +214,23 @@ class Ledger:
 
     done: dict[str, str]  # content_sha256 → run_id of its ok row, for this config
     seen_this_run: frozenset[str]  # sources that already have a row in this run
+    transcripts: dict[str, str] = field(default_factory=dict)  # content_sha256 → its ok row's transcript_path
 
 
 def load_ledger(out: Path, config_hash: str, run_id: str) -> Ledger:
     """Only the ok rows of this config are read (the filter runs in Arrow, per row group), so the
     ledger grows with the library's distinct contents, not with files × nightly runs."""
-    columns = ["content_sha256", "run_id"]
+    columns = ["content_sha256", "run_id", "transcript_path"]
     wanted = (pc.field("status") == "ok") & (pc.field("config_hash") == config_hash)
     done: dict[str, str] = {}
+    transcripts: dict[str, str] = {}
     for table in (read_manifest(out, columns, where=wanted), read_staging(out, columns, where=wanted)):
-        for content, ok_in_run in zip(table.column("content_sha256").to_pylist(),
-                                      table.column("run_id").to_pylist(), strict=True):
-            done.setdefault(content, ok_in_run)
-    return Ledger(done, frozenset(sources_in_run(out, run_id)))
+        for content, ok_in_run, path in zip(*(table.column(c).to_pylist() for c in columns), strict=True):
+            if content not in done:
+                done[content] = ok_in_run
+                if path:
+                    transcripts[content] = path
+    return Ledger(done, frozenset(sources_in_run(out, run_id)), transcripts)
 
 
 def sources_in_run(out: Path, run_id: str) -> set[str]:
@@ -231,30 +242,20 @@ def sources_in_run(out: Path, run_id: str) -> set[str]:
 @task(name="read-run-sources", retries=2, retry_delay_seconds=[2, 10])
 def sources_in_run_task(out: str, run_id: str) -> set[str]:
     """Sources this run has already settled (a retried shard skips them)."""
-    return sources_in_run(open_output(out).pull_manifest(), run_id)
+    return sources_in_run(output_layout(out).read_root(), run_id)
 
 
 @task(name="merge-manifest", retries=2, retry_delay_seconds=[2, 10])
 def finalize_run_task(out: str, run_id: str) -> int:
     """Merge the run's staged rows into DIR/manifest; return its row count."""
-    store = open_output(out)
-    return _finalize_and_ship(store, store.pull_manifest(), run_id)
+    layout = output_layout(out)
+    return finalize_and_ship(layout, layout.read_root(), run_id)
 
 
-@task(name="merge-unfinished-runs", retries=2, retry_delay_seconds=[2, 10])
-def finalize_unfinished_task(out: str, current_run_id: str) -> list[str]:
-    """Merge what runs that died before their merge had staged (their ok files stay done)."""
-    store = open_output(out)
-    root = store.pull_manifest()
-    orphans = [r for r in unfinished_runs(root) if r != current_run_id]
-    for run_id in orphans:
-        _finalize_and_ship(store, root, run_id)
-    return orphans
-
-
-def _finalize_and_ship(store: OutputStore, root: Path, run_id: str) -> int:
+def finalize_and_ship(layout: OutputLayout, root: Path, run_id: str) -> int:
+    """Merge a run under `root` (DIR or its S3 mirror), ship the merged part, drop the staged ones; rows."""
     merged = finalize_run(root, run_id)
     if merged.written is not None:
-        store.publish([merged.written], keep=True)  # the merged part first, then drop the staged ones
-    store.delete([path.relative_to(root).as_posix() for path in merged.removed])
+        layout.publish([merged.written], keep=True)  # the merged part first, then drop the staged ones
+    layout.delete([path.relative_to(root).as_posix() for path in merged.removed])
     return merged.rows

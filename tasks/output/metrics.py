@@ -16,14 +16,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from prefect import task
 
+from tasks.output.layout import STAGES, output_layout, run_folder, run_row_file, stage_times_file
 from tasks.output.manifests import read_manifest
-from tasks.output.storage import open_output
 from tasks.output.transcripts import atomic_write_bytes, atomic_write_text
 from tasks.planning.pricing import Pricing
 from tasks.records import StageTimes
-
-RUNS_DIR = "runs"
-STAGES_DIR = "_stages"  # per-writer stage seconds of each run
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +66,9 @@ class RunMetrics:
     files_flagged: int = 0  # ok files with a quality flag (tasks/quality/guards.py), no_speech included
     canary_wer: float | None = None  # None: no canary in this run (tasks/quality/canary.py)
     canary_threshold: float | None = None
+    files_removed: int = 0  # files gone from SOURCE since the last run: `removed` rows
+    quarantined: int = 0  # corrupt parts moved to DIR/_quarantine/ at the start of the run
+    interrupted: bool = False  # written by a later run for a run that was killed before its own row
 
 
 def summarise_run(
@@ -88,12 +88,13 @@ def summarise_run(
     status = rows.column("status").to_pylist()
     durations = rows.column("duration_s").to_pylist()
     audio_s = sum(d or 0.0 for s, d in zip(status, durations, strict=True) if s == "ok")
+    removed = status.count("removed")
     wall_s = max((finished_at - started_at).total_seconds(), 1e-9)
     hours = wall_s / 3600 * workers
     cost, spot = hours * pricing.price_per_hour_usd, hours * pricing.spot_price_per_hour_usd
     audio_h = audio_s / 3600
     return RunMetrics(
-        run_id=run_id, started_at=started_at, finished_at=finished_at, files_total=len(status),
+        run_id=run_id, started_at=started_at, finished_at=finished_at, files_total=len(status) - removed,
         files_ok=status.count("ok"), files_failed=status.count("failed"), files_skipped=status.count("skipped"),
         audio_s=audio_s, wall_s=wall_s, rtfx=audio_s / wall_s, scan_s=times.scan_s, decode_s=times.decode_s,
         inference_s=times.inference_s, write_s=times.write_s, hardware=pricing.name, workers=workers,
@@ -101,26 +102,26 @@ def summarise_run(
         spot_price_per_hour_usd=pricing.spot_price_per_hour_usd, cost_usd=cost, spot_cost_usd=spot,
         cost_per_audio_hour_usd=cost / audio_h if audio_h else None,
         spot_cost_per_audio_hour_usd=spot / audio_h if audio_h else None,
-        engine=engine, model=model, config_hash=config_hash,
+        engine=engine, model=model, config_hash=config_hash, files_removed=removed,
     )
 
 
 def write_stage_times(out: Path, run_id: str, part: str, times: StageTimes) -> Path:
     """Each writer leaves its stage seconds beside the run; the parent adds them up."""
-    path = out / STAGES_DIR / f"run_id={run_id}" / f"{part}.json"
+    path = out / stage_times_file(run_id, part)
     atomic_write_text(path, json.dumps(asdict(times)))
     return path
 
 
 def read_stage_times(out: Path, run_id: str) -> StageTimes:
     total = StageTimes()
-    for path in sorted((out / STAGES_DIR / f"run_id={run_id}").glob("*.json")):
+    for path in sorted((out / run_folder(STAGES, run_id)).glob("*.json")):
         total = total + StageTimes(**json.loads(path.read_text()))
     return total
 
 
 def _arrow_type(annotation: str) -> pa.DataType:
-    return {"str": pa.string(), "int": pa.int64(), "datetime": pa.timestamp("us", tz="UTC")}.get(
+    return {"str": pa.string(), "int": pa.int64(), "bool": pa.bool_(), "datetime": pa.timestamp("us", tz="UTC")}.get(
         annotation, pa.float64()  # float and float | None
     )
 
@@ -133,7 +134,7 @@ def write_run_row(out: Path, metrics: RunMetrics) -> Path:
     table = pa.Table.from_pylist([asdict(metrics)], schema=RUNS_SCHEMA)
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
-    path = out / RUNS_DIR / f"{metrics.run_id}.parquet"
+    path = out / run_row_file(metrics.run_id)
     atomic_write_bytes(path, buffer.getvalue())
     return path
 
@@ -144,10 +145,11 @@ def record_run_task(
     config_hash: str,
     canary_wer: float | None = None,
     canary_threshold: float | None = None,
+    quarantined: int = 0,
 ) -> RunMetrics:
     """Compute the run's metrics from its merged manifest and write its row to DIR/runs/."""
-    store = open_output(out)
-    root = store.pull_manifest()
+    layout = output_layout(out)
+    root = layout.read_root()
     flags = read_manifest(root, ["quality_flags"], run_id=run_id).column("quality_flags").to_pylist()
     flagged = sum(1 for f in flags if set(f or ()) - {"canary_failed"})
     metrics = summarise_run(
@@ -156,6 +158,7 @@ def record_run_task(
         times=read_stage_times(root, run_id), pricing=pricing, workers=workers, engine=engine, model=model,
         config_hash=config_hash,
     )
-    metrics = replace(metrics, files_flagged=flagged, canary_wer=canary_wer, canary_threshold=canary_threshold)
-    store.publish([write_run_row(store.local_root(), metrics)])
+    metrics = replace(metrics, files_flagged=flagged, canary_wer=canary_wer, canary_threshold=canary_threshold,
+                      quarantined=quarantined)
+    layout.publish([write_run_row(layout.write_root(), metrics)])
     return metrics

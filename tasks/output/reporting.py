@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import asdict
 from uuid import UUID
 
@@ -12,17 +14,29 @@ from prefect.artifacts import update_progress_artifact as _update_progress
 from tasks.output.metrics import RunMetrics
 
 
+def literal(text: object) -> str:
+    """User text (a model path, a source, an error) as an inert markdown code span, on one line.
+
+    Inside a code span markdown renders nothing: no links, emphasis or HTML (`<script>` shows
+    as text). The fence is one backtick longer than any run of backticks in the text.
+    """
+    flat = " ".join(str(text).split())
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", flat)), default=0) + 1)
+    return f"{fence} {flat} {fence}"
+
+
 def _money(value: float | None) -> str:
     return "n/a" if value is None else f"${value:,.4f}"
 
 
-def run_report(m: RunMetrics) -> str:
-    """The markdown report of one run."""
+def run_report(m: RunMetrics, warnings: Sequence[str] = ()) -> str:
+    """The markdown report of one run; `warnings` (user text) are listed, escaped."""
     return "\n".join(
         [
-            f"# transcribe-all run `{m.run_id}`",
+            f"# transcribe-all run {literal(m.run_id)}",
             "",
-            (f"**{m.files_ok} ok, {m.files_failed} failed, {m.files_skipped} skipped** of {m.files_total} files;"
+            (f"**{m.files_ok} ok, {m.files_failed} failed, {m.files_skipped} skipped** of {m.files_total} files"
+            f"{f', {m.files_removed} removed from SOURCE' if m.files_removed else ''};"
             f" {m.audio_s / 3600:.3f} audio hours in {m.wall_s:,.1f} s wall (RTFx {m.rtfx:,.1f})."),
             "",
             "| stage | seconds |",
@@ -30,13 +44,15 @@ def run_report(m: RunMetrics) -> str:
             *(f"| {label} | {getattr(m, name + '_s'):,.2f} |" for name, label in
               (("scan", "scan"), ("decode", "waiting on decode"), ("inference", "inference"), ("write", "write"))),
             "",
-            f"Engine `{m.engine}`, model `{m.model}`, config `{m.config_hash}`.",
+            (f"Engine {literal(m.engine)}, model {literal(m.model)},"
+             f" config {literal(m.config_hash)}."),
             "",
             _quality_line(m),
             "",
-            (f"Hardware `{m.hardware}` × {m.workers}: {m.gpu_hours:.4f} GPU hours; cost {_money(m.cost_usd)} on-demand,"
+            (f"Hardware {literal(m.hardware)} × {m.workers}: {m.gpu_hours:.4f} GPU hours; cost {_money(m.cost_usd)} on-demand,"
             f" {_money(m.spot_cost_usd)} spot; per audio hour {_money(m.cost_per_audio_hour_usd)} on-demand,"
             f" {_money(m.spot_cost_per_audio_hour_usd)} spot."),
+            *([""] + [f"- **warning**: {literal(w)}" for w in warnings] if warnings else []),
         ]
     )
 
@@ -50,11 +66,11 @@ def _quality_line(m: RunMetrics) -> str:
 
 
 @task(name="publish-run-report")
-def publish_run_report(metrics: RunMetrics) -> None:
+def publish_run_report(metrics: RunMetrics, warnings: Sequence[str] = ()) -> None:
     """Table artifact (one row per run, keyed so runs line up) and the markdown report."""
     row = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in asdict(metrics).items()}
     create_table_artifact(key="transcribe-run-metrics", table=[row], description="Per-run metrics")
-    create_markdown_artifact(key="transcribe-run-report", markdown=run_report(metrics), description="Run report")
+    create_markdown_artifact(key="transcribe-run-report", markdown=run_report(metrics, warnings), description="Run report")
 
 
 def start_progress(description: str) -> UUID | None:

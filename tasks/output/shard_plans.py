@@ -19,11 +19,10 @@ import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.output.storage import open_output
+from tasks.output.layout import output_layout, plan_file
 from tasks.output.transcripts import atomic_write_bytes
 from tasks.records import MediaItem, Shard, ShardRef
 
-PLANS_DIR = "_plans"
 PLAN_SCHEMA = pa.schema(
     [
         ("source", pa.string()),
@@ -40,7 +39,7 @@ assert PLAN_SCHEMA.names == [f.name for f in fields(MediaItem)], "PLAN_SCHEMA mu
 
 def write_shard_plan(root: Path, run_id: str, shard: Shard) -> ShardRef:
     """Write the shard's files under `root` (atomically); the reference to pass on."""
-    relative = f"{PLANS_DIR}/run_id={run_id}/shard-{shard.shard_id:05d}.parquet"
+    relative = plan_file(run_id, shard.shard_id)
     columns = {name: [getattr(item, name) for item in shard.items] for name in PLAN_SCHEMA.names}
     buffer = io.BytesIO()
     pq.write_table(pa.table(columns, schema=PLAN_SCHEMA), buffer, compression="zstd")
@@ -57,13 +56,13 @@ def read_shard_plan(plan: Path | bytes, shard_id: int) -> Shard:
 @task(name="write-shard-plans", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
 def write_shard_plans_task(shards: Sequence[Shard], out: str, run_id: str) -> list[ShardRef]:
     """Write every shard's file list to DIR/_plans/ (shipped to S3 for an s3:// DIR)."""
-    store = open_output(out)
-    refs = [write_shard_plan(store.local_root(), run_id, shard) for shard in shards]
-    store.publish([store.local_root() / ref.plan for ref in refs])
+    layout = output_layout(out)
+    refs = [write_shard_plan(layout.write_root(), run_id, shard) for shard in shards]
+    layout.publish([layout.write_root() / ref.plan for ref in refs])
     return refs
 
 
 @task(name="read-shard-plan", retries=2, retry_delay_seconds=[2, 10])
 def read_shard_plan_task(out: str, ref: ShardRef) -> Shard:
     """The shard's files, read back from DIR."""
-    return read_shard_plan(open_output(out).fetch(ref.plan), ref.shard_id)
+    return read_shard_plan(output_layout(out).fetch(ref.plan), ref.shard_id)

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
+from tasks.output.lease import LeaseStore, LocalLeaseFile
 from tasks.output.transcripts import safe_relative_path
 
 
@@ -43,6 +44,10 @@ class OutputStore(Protocol):
         """The bytes of one file of the output (e.g. a shard's file list)."""
         ...
 
+    def lease_store(self, relative: str) -> LeaseStore:
+        """Compare-and-swap storage for the run lease at `relative` (tasks/output/lease.py)."""
+        ...
+
 
 class LocalOutput:
     """DIR on this machine's disk: written in place."""
@@ -67,16 +72,22 @@ class LocalOutput:
     def fetch(self, relative: str) -> bytes:
         return (self._root / safe_relative_path(relative)).read_bytes()
 
+    def lease_store(self, relative: str) -> LeaseStore:
+        return LocalLeaseFile(self._root / safe_relative_path(relative))
 
-def open_output(out: str) -> OutputStore:
-    """The store for an `--out` argument: a local folder or `s3://bucket/prefix`."""
+
+def open_output(out: str, mirrored: tuple[str, ...] = ()) -> OutputStore:
+    """The store for an `--out` argument: a local folder or `s3://bucket/prefix` (mirroring `mirrored`).
+
+    Use `tasks.output.layout.output_layout`, which knows DIR's folders, rather than this.
+    """
     if out.startswith("s3://"):
         from tasks.media.s3 import S3Access, require_aws
 
         require_aws()
         from tasks.output.storage_s3 import S3Output
 
-        return S3Output(out, S3Access.from_settings())
+        return S3Output(out, S3Access.from_settings(), mirrored)
     if "://" in out:
         scheme = out.split("://", 1)[0]
         raise ValueError(f"--out: {scheme}:// is not supported (use a folder or s3://bucket/prefix): {out}")

@@ -3,7 +3,7 @@
 Staging lives in `<cache_dir>/staging/<sha256 of the URI>/`: `out/` is where the
 pipeline writes (each file is removed once uploaded, or once its upload failed, so
 the worker's disk never holds what the bucket lacks), and `remote/` mirrors the
-bucket's `manifest/` for the ledger. Manifest parts are immutable and uniquely
+bucket's `manifest/` (and the other folders the layout names) for the ledger. Manifest parts are immutable and uniquely
 named, so the mirror downloads only parts it lacks and drops parts the bucket no
 longer has. Every key goes through `S3Location.key`: nothing lands outside the prefix.
 """
@@ -17,14 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from tasks.media.s3 import S3Access, as_os_error, boto_errors, parse_s3_uri, s3_client
-from tasks.output.manifests import MANIFEST_DIR, STAGING_DIR
-from tasks.output.metrics import STAGES_DIR
+from tasks.output.lease_s3 import S3LeaseObject
 from tasks.output.transcripts import UnsafePathError, atomic_write_bytes, safe_relative_path
 from transcribe_all.settings import worker_settings
 
 log = logging.getLogger(__name__)
-
-MIRRORED = (MANIFEST_DIR, STAGING_DIR, STAGES_DIR)  # what readers of the ledger and metrics need
 
 
 def staging_folder(out: str) -> Path:
@@ -32,7 +29,8 @@ def staging_folder(out: str) -> Path:
 
 
 class S3Output:
-    def __init__(self, out: str, access: S3Access) -> None:
+    def __init__(self, out: str, access: S3Access, mirrored: tuple[str, ...] = ()) -> None:
+        self.mirrored = mirrored  # the folders readers of the ledger and metrics need (the layout's call)
         self.location = parse_s3_uri(out, "--out")
         self.uri = self.location.uri
         self._client = s3_client(access)
@@ -61,7 +59,7 @@ class S3Output:
 
     def pull_manifest(self) -> Path:
         remote = self._remote_parts()
-        for folder in (self._mirror / name for name in MIRRORED):
+        for folder in (self._mirror / name for name in self.mirrored):
             for local in (p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else ():
                 if local.relative_to(self._mirror).as_posix() not in remote:
                     local.unlink(missing_ok=True)
@@ -73,6 +71,10 @@ class S3Output:
 
     def fetch(self, relative: str) -> bytes:
         return self._get(self.location.key(relative))
+
+    def lease_store(self, relative: str) -> S3LeaseObject:
+        """The run lease as an object under the prefix, written with conditional puts."""
+        return S3LeaseObject(self._client, self.location.bucket, self.location.key(relative))
 
     def _upload(self, path: Path) -> None:
         relative = self._relative(path.resolve())
@@ -91,7 +93,7 @@ class S3Output:
     def _remote_parts(self) -> dict[str, int]:
         """Manifest, staged and stage-time files in the bucket: path under the prefix → size."""
         parts: dict[str, int] = {}
-        for folder in MIRRORED:
+        for folder in self.mirrored:
             pages = self._client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.location.bucket, Prefix=f"{self.location.prefix}{folder}/"
             )

@@ -1,7 +1,8 @@
 """Per-file outputs (JSON, SRT, VTT) and the path rules that keep them inside DIR.
 
-Source keys are untrusted (a remote listing can hold `../x` or control characters),
-so every output path goes through `safe_relative_path` before anything is written.
+Where a transcript goes is the output layout's call (tasks/output/layout.py: by content ×
+config). Source keys are untrusted (a remote listing can hold `../x` or control
+characters), so every key and output path goes through `safe_relative_path`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from dataclasses import asdict
 from pathlib import Path, PurePosixPath
 
 from tasks.records import Segment, Transcript
-
-TRANSCRIPTS_DIR = "transcripts"
 
 
 class UnsafePathError(ValueError):
@@ -35,25 +34,29 @@ def safe_relative_path(key: str) -> PurePosixPath:
     return PurePosixPath(*raw_parts)
 
 
-def output_path(out: Path, key: str, suffix: str) -> Path:
-    """Where `key`'s output with `suffix` goes under `out/transcripts`; never outside it."""
-    root = (out / TRANSCRIPTS_DIR).resolve()
-    target = (root / safe_relative_path(key)).with_name(safe_relative_path(key).name + suffix)
+def output_path(out: Path, relative: str) -> Path:
+    """`out / relative`, checked: never outside `out`."""
+    root = out.resolve()
+    target = root / safe_relative_path(relative)
     if not target.resolve().is_relative_to(root):
-        raise UnsafePathError(f"unsafe source name {key!r}: resolves outside the output folder")
+        raise UnsafePathError(f"unsafe output path {relative!r}: resolves outside the output folder")
     return target
 
 
-def write_transcript_files(out: Path, key: str, transcript: Transcript, meta: Mapping[str, object]) -> Path:
-    """Write KEY.json, KEY.srt and KEY.vtt atomically; return the JSON path."""
+def write_transcript_files(out: Path, stem: str, transcript: Transcript, meta: Mapping[str, object]) -> Path:
+    """Write STEM.json, STEM.srt and STEM.vtt under `out` atomically; return the JSON path.
+
+    `stem` comes from the output layout (content × config), so the JSON's `content_sha256`
+    always matches every row that points at it.
+    """
     document = {**meta, "text": transcript.text, "language": transcript.language,
                 "segments": [asdict(s) for s in transcript.segments],
                 "words": [asdict(w) for w in transcript.words], "info": dict(transcript.info),
                 "quality": asdict(transcript.quality) if transcript.quality else None}
-    json_path = output_path(out, key, ".json")
+    json_path = output_path(out, stem + ".json")
     atomic_write_text(json_path, json.dumps(document, ensure_ascii=False, indent=1))
-    atomic_write_text(output_path(out, key, ".srt"), to_srt(transcript.segments))
-    atomic_write_text(output_path(out, key, ".vtt"), to_vtt(transcript.segments))
+    atomic_write_text(output_path(out, stem + ".srt"), to_srt(transcript.segments))
+    atomic_write_text(output_path(out, stem + ".vtt"), to_vtt(transcript.segments))
     return json_path
 
 

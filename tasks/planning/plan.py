@@ -17,9 +17,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.engines import EngineConfig, config_hash, resolve_model
-from tasks.output.manifests import Ledger, RunContext, load_ledger, write_part
+from tasks.output.layout import output_layout, transcript_json
+from tasks.output.manifests import Ledger, RunContext, load_ledger, read_manifest, read_staging, write_part
 from tasks.output.metrics import write_stage_times
-from tasks.output.storage import open_output
+from tasks.output.removed import removed_since
+from tasks.output.transcripts import UnsafePathError
 from tasks.progress import report
 from tasks.records import FileResult, MediaItem, StageTimes
 
@@ -32,7 +34,8 @@ class Plan:
     settled: tuple[FileResult, ...]  # skipped or failed without transcribing
 
 
-def plan_run(items: Sequence[MediaItem], ledger: Ledger, run_id: str) -> Plan:
+def plan_run(items: Sequence[MediaItem], ledger: Ledger, run_id: str, config_hash: str = "") -> Plan:
+    """Skipped rows point at the transcript of their own content: the ok row's, or this run's own."""
     todo: list[MediaItem] = []
     settled: list[FileResult] = []
     claimed: dict[str, str] = {}  # content hash → source transcribing it in this run
@@ -43,11 +46,13 @@ def plan_run(items: Sequence[MediaItem], ledger: Ledger, run_id: str) -> Plan:
         if item.error is not None:
             settled.append(FileResult(item, "failed", SCAN_SHARD, now, error=item.error))
         elif item.content_sha256 in ledger.done:
-            settled.append(FileResult(item, "skipped", SCAN_SHARD, now, done_in_run=ledger.done[item.content_sha256]))
+            settled.append(FileResult(item, "skipped", SCAN_SHARD, now, done_in_run=ledger.done[item.content_sha256],
+                                      transcript_path=ledger.transcripts.get(item.content_sha256)))
         elif item.content_sha256 in claimed:
             # Same bytes under another name: transcribe once, keep one ok row per content.
             settled.append(FileResult(item, "skipped", SCAN_SHARD, now, done_in_run=run_id,
-                                      error=f"same content as {claimed[item.content_sha256]}"))
+                                      error=f"same content as {claimed[item.content_sha256]}",
+                                      transcript_path=_own_transcript(config_hash, item.content_sha256)))
         else:
             claimed[item.content_sha256 or item.source] = item.source
             todo.append(item)
@@ -58,15 +63,26 @@ def plan_run(items: Sequence[MediaItem], ledger: Ledger, run_id: str) -> Plan:
 @task(name="plan-run", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
 def plan_run_task(items: list[MediaItem], out: str, ctx: RunContext, scan_s: float) -> list[MediaItem]:
     """Read the ledger, stage rows for skipped and unreadable files, return the files to do."""
-    store = open_output(out)
-    plan = plan_run(items, load_ledger(store.pull_manifest(), ctx.config_hash, ctx.run_id), ctx.run_id)
+    layout = output_layout(out)
+    root = layout.read_root()
+    ledger = load_ledger(root, ctx.config_hash, ctx.run_id)
+    plan = plan_run(items, ledger, ctx.run_id, ctx.config_hash)
+    present = {item.source for item in items} | ledger.seen_this_run
+    removed = removed_since(root, (read_manifest, read_staging), present, SCAN_SHARD)
     started = time.perf_counter()
     name = f"planned-{uuid.uuid4().hex[:8]}"
-    part = write_part(store.local_root(), ctx.run_id, name, plan.settled, ctx)
+    part = write_part(layout.write_root(), ctx.run_id, name, [*plan.settled, *removed], ctx)
     times = StageTimes(scan_s=scan_s, write_s=time.perf_counter() - started)
-    store.publish([*([part] if part else []), write_stage_times(store.local_root(), ctx.run_id, name, times)])
+    layout.publish([*([part] if part else []), write_stage_times(layout.write_root(), ctx.run_id, name, times)])
     report("planned", len(plan.todo), sum(i.duration_s or 0 for i in plan.todo))
     return list(plan.todo)
+
+
+def _own_transcript(config_hash: str, content_sha256: str | None) -> str | None:
+    try:
+        return transcript_json(config_hash, content_sha256)
+    except UnsafePathError:
+        return None  # no config given (a bare plan) or no hash
 
 
 @task(name="prepare-run")

@@ -30,9 +30,9 @@ from prefect import get_run_logger, task
 from tasks.engines import load_transcriber
 from tasks.engines.base import EngineConfig, Transcriber
 from tasks.media.audio import MediaError, decode_audio, probe_duration
+from tasks.output.layout import merged_part, output_layout
 from tasks.output.manifest_merge import READ_BUFFER_BYTES, ROW_GROUP_ROWS, conform
-from tasks.output.manifests import MANIFEST_DIR, MANIFEST_SCHEMA
-from tasks.output.storage import open_output
+from tasks.output.manifests import MANIFEST_SCHEMA
 from tasks.output.transcripts import atomic_path, atomic_write_bytes
 from tasks.quality.canary_set import CanarySetError, LabelledSet, resolve_canary
 from tasks.quality.guarded import QualityOptions, transcribe_guarded
@@ -90,7 +90,7 @@ def mark_run(out: Path, run_id: str, flag: str) -> int:
     Counts on three columns first, then rewrites the part a row group at a time (atomically), so
     the run's text is never all in memory and an already-marked run is not rewritten.
     """
-    path = out / MANIFEST_DIR / f"run_id={run_id}" / "part-00000.parquet"
+    path = out / merged_part(run_id)
     if not path.is_file():
         return 0
     narrow = pq.ParquetFile(path).iter_batches(ROW_GROUP_ROWS, columns=["status", "shard_id", "quality_flags"])
@@ -163,9 +163,9 @@ def run_canary_task(config: EngineConfig, labelled: LabelledSet, threshold: floa
 @task(name="mark-run")
 def mark_run_task(out: str, run_id: str, flag: str) -> int:
     """Flag every transcribed row of the run in its merged manifest."""
-    store = open_output(out)
-    root = store.pull_manifest()
+    layout = output_layout(out)
+    root = layout.read_root()
     marked = mark_run(root, run_id, flag)
     if marked:
-        store.publish([root / MANIFEST_DIR / f"run_id={run_id}" / "part-00000.parquet"], keep=True)
+        layout.publish([root / merged_part(run_id)], keep=True)
     return marked
