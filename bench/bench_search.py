@@ -22,7 +22,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.output.manifests import MANIFEST_DIR, MANIFEST_SCHEMA
+from tasks.output.layout import MANIFEST, merged_part
+from tasks.output.manifests import MANIFEST_SCHEMA
 from tasks.output.search import INDEX_PATH, search, update_index
 
 VOCABULARY = 20_000
@@ -40,7 +41,7 @@ def words(rng: np.random.Generator) -> list[str]:
 def write_run(out: Path, run_id: str, first: int, files: int, segments: int, vocab: list[str],
               rng: np.random.Generator) -> None:
     """One run partition of `files` ok rows, written 10,000 rows per row group like a real merge."""
-    path = out / MANIFEST_DIR / f"run_id={run_id}" / "part-00000.parquet"
+    path = out / merged_part(run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     ranks = np.arange(1, len(vocab) + 1)
     zipf = (1 / ranks) / (1 / ranks).sum()
@@ -64,7 +65,7 @@ def write_run(out: Path, run_id: str, first: int, files: int, segments: int, voc
 
 
 def queries(vocab: list[str], out: Path, n: int, rng: np.random.Generator) -> list[str]:
-    sample = pq.read_table(out / MANIFEST_DIR, columns=["text"]).slice(0, 500).column("text").to_pylist()
+    sample = pq.read_table(out / MANIFEST, columns=["text"]).slice(0, 500).column("text").to_pylist()
     found: list[str] = []
     for i in range(n):
         kind = i % 6

@@ -13,9 +13,9 @@ import pytest
 
 from tasks.output.archive import refresh_archive
 from tasks.output.archive_store import refresh_index
+from tasks.output.layout import output_layout
 from tasks.output.search import search
 from tasks.output.site_pages import page_name
-from tasks.output.storage import open_output
 from tests.archive_factory import Row, write_run
 from transcribe_all.cli import main
 from transcribe_all.settings import worker_settings
@@ -66,7 +66,7 @@ def test_s3_index_is_kept_in_the_bucket_and_another_worker_only_reads_new_runs(
     upload_tree(s3, bucket, "out", tmp_path / "made")
     monkeypatch.setenv("TRANSCRIBE_ALL_CACHE_DIR", str(tmp_path / "worker-2"))
     worker_settings.cache_clear()
-    db_path, update = refresh_index(open_output(s3_out))
+    db_path, update = refresh_index(output_layout(s3_out))
     assert update.runs_read == (RUN2,) and not update.rebuilt
     assert sorted(h.source for h in search(db_path, "refund")) == ["calls/a.wav", "calls/c.wav"]
     # Worker 1's copy is now stale: it takes the new one instead of serving old results.

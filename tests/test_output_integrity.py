@@ -50,7 +50,7 @@ def test_an_edit_a_b_a_and_a_backslash_pair_keep_every_transcript_matching_its_r
     clip(library / "a" / "b.wav", 1)
     clip(library / "a\\b.wav", 2)  # one file whose name holds a backslash, beside the folder a/
     clip(library / "edited.wav", 3)  # A
-    first = transcribe_library(str(library), str(out), engine="fake")
+    first = transcribe_library(source=str(library), out=str(out), engine="fake")
     assert (first.files_ok, first.files_total) == (3, 3)
     rows = manifest(out).set_index("source")
     assert rows.loc["a/b.wav", "transcript_path"] != rows.loc["a\\b.wav", "transcript_path"]
@@ -58,10 +58,10 @@ def test_an_edit_a_b_a_and_a_backslash_pair_keep_every_transcript_matching_its_r
     a_text = json.loads((out / a_path).read_text())["text"]
 
     clip(library / "edited.wav", 4)  # B
-    second = transcribe_library(str(library), str(out), engine="fake")
+    second = transcribe_library(source=str(library), out=str(out), engine="fake")
     assert (second.files_ok, second.files_skipped) == (1, 2)
     clip(library / "edited.wav", 3)  # A again: already done in the first run
-    third = transcribe_library(str(library), str(out), engine="fake")
+    third = transcribe_library(source=str(library), out=str(out), engine="fake")
     assert (third.files_ok, third.files_skipped) == (0, 3)
 
     rows = manifest(out)
@@ -80,18 +80,18 @@ def test_files_gone_since_the_last_run_get_one_removed_row_and_are_counted(
     library, out = tmp_path / "library", tmp_path / "out"
     for n in range(3):
         clip(library / f"f{n}.wav", n)
-    first = transcribe_library(str(library), str(out), engine="fake")
+    first = transcribe_library(source=str(library), out=str(out), engine="fake")
     (library / "f1.wav").unlink()
-    second = transcribe_library(str(library), str(out), engine="fake")
+    second = transcribe_library(source=str(library), out=str(out), engine="fake")
     assert (second.files_removed, second.files_total, second.files_skipped) == (1, 2, 2)
     gone = manifest(out).query(f"run_id == '{second.run_id}' and status == 'removed'")
     assert list(gone["source"]) == ["f1.wav"] and list(gone["done_in_run"]) == [first.run_id]
     assert f"last seen in run {first.run_id}" in gone["error"].iloc[0]
     assert runs(out).loc[second.run_id, "files_removed"] == 1
-    third = transcribe_library(str(library), str(out), engine="fake")
+    third = transcribe_library(source=str(library), out=str(out), engine="fake")
     assert third.files_removed == 0, "marked once, not on every run"
     clip(library / "f1.wav", 1)  # it comes back: an ordinary file again, already done
-    fourth = transcribe_library(str(library), str(out), engine="fake")
+    fourth = transcribe_library(source=str(library), out=str(out), engine="fake")
     assert (fourth.files_skipped, fourth.files_removed) == (3, 0)
 
 
@@ -100,13 +100,13 @@ def test_a_corrupt_part_is_quarantined_and_its_files_redone(prefect_api: str, tm
     library, out = tmp_path / "library", tmp_path / "out"
     for n in range(2):
         clip(library / f"f{n}.wav", n)
-    first = transcribe_library(str(library), str(out), engine="fake")
+    first = transcribe_library(source=str(library), out=str(out), engine="fake")
     part = out / "manifest" / f"run_id={first.run_id}" / "part-00000.parquet"
     part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])  # a torn write
     staged = out / "_staging" / "run_id=dead-run" / "shard-00000-batch-00000.parquet"
     staged.parent.mkdir(parents=True)
     staged.write_bytes(b"PAR1 not really parquet")
-    second = transcribe_library(str(library), str(out), engine="fake")
+    second = transcribe_library(source=str(library), out=str(out), engine="fake")
     assert (second.files_ok, second.quarantined) == (2, 2)  # the corrupt part's files are redone
     moved = sorted(p.relative_to(out).as_posix() for p in (out / "_quarantine").rglob("*.parquet"))
     assert moved == [f"_quarantine/{second.run_id}/_staging/run_id=dead-run/shard-00000-batch-00000.parquet",
@@ -123,21 +123,21 @@ def test_a_killed_run_gets_its_runs_row_from_the_next_run_marked_interrupted(
     library, out = tmp_path / "library", tmp_path / "out"
     for n in range(2):
         clip(library / f"f{n}.wav", n)
-    first = transcribe_library(str(library), str(out), engine="fake")
+    first = transcribe_library(source=str(library), out=str(out), engine="fake")
     (out / "runs" / f"{first.run_id}.parquet").unlink()  # as if it died after its merge
     killed = "20260101T000000Z-deadbeef"
     item = MediaItem("f9.wav", "", 1, 1, "9" * 64, 2.0)
     ctx = RunContext(killed, "fake", "fake", "cfg")
     write_part(out, killed, "shard-00000-batch-00000", [FileResult(item, "failed", 0, datetime.now(UTC),
                                                                      error="boom")], ctx)
-    second = transcribe_library(str(library), str(out), engine="fake")
+    second = transcribe_library(source=str(library), out=str(out), engine="fake")
     table = runs(out)
     assert not table.loc[second.run_id, "interrupted"]
     for run_id in (first.run_id, killed):
         assert table.loc[run_id, "interrupted"] and table.loc[run_id, "hardware"] == "unknown"
     assert table.loc[first.run_id, "files_ok"] == 2 and table.loc[killed, "files_failed"] == 1
     assert table.loc[killed, "started_at"] == pd.Timestamp("2026-01-01T00:00:00Z")
-    third = transcribe_library(str(library), str(out), engine="fake")
+    third = transcribe_library(source=str(library), out=str(out), engine="fake")
     assert len(runs(out)) == 4 and not runs(out).loc[third.run_id, "interrupted"], "recorded once"
 
 
@@ -210,10 +210,10 @@ def test_an_s3_dir_quarantines_a_corrupt_part_in_the_bucket_and_releases_its_lea
         library, out = tmp_path / "library", f"s3://{bucket}/out"
         for n in range(2):
             clip(library / f"f{n}.wav", n)
-        first = transcribe_library(str(library), out, engine="fake")
+        first = transcribe_library(source=str(library), out=out, engine="fake")
         part = f"out/manifest/run_id={first.run_id}/part-00000.parquet"
         s3.put_object(Bucket=bucket, Key=part, Body=b"PAR1 torn upload")  # type: ignore[attr-defined]
-        second = transcribe_library(str(library), out, engine="fake")
+        second = transcribe_library(source=str(library), out=out, engine="fake")
         assert (second.files_ok, second.quarantined) == (2, 1)
         pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)  # type: ignore[attr-defined]
         keys = {obj["Key"] for page in pages for obj in page.get("Contents", [])}

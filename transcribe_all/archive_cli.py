@@ -82,11 +82,11 @@ def _check(args: argparse.Namespace) -> None:
 
 def _search(args: argparse.Namespace) -> int:
     from tasks.output.archive_store import refresh_index
+    from tasks.output.layout import output_layout
     from tasks.output.search import fts_query, search
-    from tasks.output.storage import open_output
 
     fts_query(args.query)  # a query with no words is a usage error before any work
-    db_path, _ = refresh_index(open_output(args.dir))
+    db_path, _ = refresh_index(output_layout(args.dir))
     hits = search(db_path, args.query, args.limit)
     if args.json:
         print(json.dumps([{**asdict(hit), "text": hit.plain_text()} for hit in hits], indent=1))

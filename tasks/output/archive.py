@@ -14,11 +14,13 @@ from pathlib import Path
 from prefect import task
 from prefect.artifacts import create_link_artifact, create_table_artifact
 
+from tasks.locations import location_kind
 from tasks.output.archive_store import archive_root, refresh_index, runs_folder, ship
 from tasks.output.history import HISTORY_RUNS, read_runs, table_rows
+from tasks.output.layout import OutputLayout, output_layout
 from tasks.output.search import IndexUpdate, connect
 from tasks.output.site import SITE_DIR, MediaLinks, SiteBuild, build_site, publish_site
-from tasks.output.storage import LocalOutput, OutputStore, open_output
+from tasks.output.storage import LocalOutput
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,20 +33,20 @@ class ArchiveRefresh:
 def refresh_archive(out: str, *, site: bool = False, source: str | None = None,
                     media_base_url: str | None = None) -> ArchiveRefresh:
     """Bring DIR's index up to date; with `site`, rebuild DIR/site/ (uploaded for an s3:// DIR)."""
-    store = open_output(out)
-    db_path, update = refresh_index(store)
-    runs = read_runs(runs_folder(store), HISTORY_RUNS)
-    built = build_archive_site(store, db_path, runs, source, media_base_url) if site else None
+    layout = output_layout(out)
+    db_path, update = refresh_index(layout)
+    runs = read_runs(runs_folder(layout), HISTORY_RUNS)
+    built = build_archive_site(layout, db_path, runs, source, media_base_url) if site else None
     return ArchiveRefresh(update, built, runs)
 
 
-def build_archive_site(store: OutputStore, db_path: Path, runs: list[dict[str, object]], source: str | None,
+def build_archive_site(layout: OutputLayout, db_path: Path, runs: list[dict[str, object]], source: str | None,
                        media_base_url: str | None) -> SiteBuild:
     links = _site_links(db_path, source, media_base_url)
-    root = archive_root(store)
+    root = archive_root(layout)
     built = build_site(db_path, root / SITE_DIR, links, runs)
-    if not isinstance(store, LocalOutput):
-        publish_site(lambda paths: ship(store, paths), store.delete, root, root / SITE_DIR)
+    if not isinstance(layout.store, LocalOutput):
+        publish_site(lambda paths: ship(layout, paths), layout.delete, root, root / SITE_DIR)
     return built
 
 
@@ -60,7 +62,7 @@ def _site_links(db_path: Path, source: str | None, media_base_url: str | None) -
 
 def local_source_root(source: str) -> str | None:
     """An absolute SOURCE folder for relative media links; None for s3:// or a library block."""
-    return None if "://" in source or source.startswith("media-library/") else str(Path(source).resolve())
+    return str(Path(source).resolve()) if location_kind(source, "source", blocks=True) == "local" else None
 
 
 @task(name="refresh-archive", retries=1, retry_delay_seconds=[10])
@@ -79,4 +81,4 @@ def refresh_archive_task(out: str, source: str | None = None, base_url: str | No
 
 
 def _has_site(out: str) -> bool:
-    return not out.startswith("s3://") and (Path(out) / SITE_DIR / "index.html").is_file()
+    return location_kind(out, "out") == "local" and (Path(out) / SITE_DIR / "index.html").is_file()

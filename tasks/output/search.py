@@ -30,9 +30,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from tasks.output.manifests import MANIFEST_DIR, MANIFEST_SCHEMA
+from tasks.output.layout import MANIFEST, SEARCH_INDEX, run_folder
+from tasks.output.manifests import MANIFEST_SCHEMA
 
-INDEX_PATH = "search/index.sqlite"
+INDEX_PATH = SEARCH_INDEX
 SCHEMA_VERSION = "1"
 MARK_OPEN, MARK_CLOSE = "\x02", "\x03"  # highlight markers: control characters never found in text
 
@@ -155,7 +156,7 @@ def _create(db_path: Path) -> None:
 
 def _partitions(root: Path) -> list[tuple[str, str]]:
     """(run_id, fingerprint of its parts' names and sizes) for every merged run, oldest first."""
-    folder = root / MANIFEST_DIR
+    folder = root / MANIFEST
     found = []
     for run in sorted(folder.glob("run_id=*")) if folder.is_dir() else ():
         parts = sorted(p for p in run.glob("*.parquet") if not p.name.startswith((".", "_")))
@@ -195,7 +196,7 @@ def _apply_run(db: sqlite3.Connection, root: Path, run_id: str) -> int:
 
 
 def _batches(root: Path, run_id: str, where: pc.Expression | None = None) -> Iterator[pa.RecordBatch]:
-    folder = root / MANIFEST_DIR / f"run_id={run_id}"
+    folder = root / run_folder(MANIFEST, run_id)
     parts = [p for p in folder.glob("*.parquet") if not p.name.startswith((".", "_"))]
     dataset = ds.dataset(parts, format="parquet", schema=MANIFEST_SCHEMA)
     yield from dataset.to_batches(columns=_COLUMNS, filter=where, batch_size=2000)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.output.history import charts, svg_chart, table_rows
+from tasks.output.layout import SITE
 from tasks.output.search import connect, py_source
 from tasks.output.site_assets import CSS, JS
 from tasks.output.site_pages import (
@@ -34,7 +35,7 @@ from tasks.output.site_pages import (
 )
 from tasks.output.transcripts import atomic_write_text
 
-SITE_DIR = "site"
+SITE_DIR = SITE
 PUBLISHED = ".published.json"  # what the last S3 upload shipped: path → sha256
 
 
