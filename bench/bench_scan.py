@@ -98,8 +98,8 @@ def measure(library: Path, out: Path) -> dict[str, float]:
     """Cold scan, manifest written, warm scan: run in a child process so peak RSS is this size's."""
     import pyarrow.parquet as pq
 
+    from tasks.media.local import LocalSource
     from tasks.media.scan import previous_scan, scan_library
-    from tasks.media.sources import LocalSource
     MANIFEST_DIR = "manifest"  # the layout's name; literal so `--against REV` runs old code too
     from tasks.output.manifests import RunContext, to_table
     from tasks.records import FileResult

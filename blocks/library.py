@@ -12,8 +12,9 @@ from typing import cast
 from prefect.blocks.core import Block
 from pydantic import Field, field_validator
 
+from tasks.media.library import open_source
 from tasks.media.s3 import S3Access, is_s3, parse_s3_uri
-from tasks.media.sources import MediaSource, open_source
+from tasks.media.sources import MediaSource
 
 LIBRARY_PREFIX = "media-library/"
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
+from tasks.media.library import open_source
 from tasks.media.prefetch import DecodeAhead, decode_workers
-from tasks.media.sources import open_source
 from tasks.output.manifests import sources_in_run_task
 from tasks.output.metrics import ShardSummary
 from tasks.output.reporting import start_progress, update_progress

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from tasks.media.audio import MediaError, decode_audio, probe_duration
+from tasks.media.local import LocalSource
 from tasks.media.scan import scan_library
-from tasks.media.sources import LocalSource, looks_like_media
+from tasks.media.sources import looks_like_media
 from tests.media_factory import build_bad, build_odd_valid, build_symlink_loop
 
 

@@ -109,8 +109,8 @@ def test_same_content_twice_is_transcribed_once(prefect_api: str, library: Path,
 
 
 def test_a_retried_shard_only_redoes_what_is_missing(prefect_api: str, library: Path, tmp_path: Path) -> None:
+    from tasks.media.local import LocalSource
     from tasks.media.scan import scan_library
-    from tasks.media.sources import LocalSource
 
     out = tmp_path / "out"
     items: list[MediaItem] = scan_library(LocalSource(library))
@@ -133,8 +133,8 @@ def test_a_retried_shard_only_redoes_what_is_missing(prefect_api: str, library: 
 
 
 def test_a_run_whose_parent_died_is_merged_by_the_next(prefect_api: str, library: Path, tmp_path: Path) -> None:
+    from tasks.media.local import LocalSource
     from tasks.media.scan import scan_library
-    from tasks.media.sources import LocalSource
 
     out = tmp_path / "out"
     items = scan_library(LocalSource(library))

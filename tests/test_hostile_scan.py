@@ -14,8 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tasks.media.audio import AudioDecoder, MediaError, decode_audio, open_regular, probe_duration
+from tasks.media.local import LocalSource
 from tasks.media.scan import _sha256, scan_library
-from tasks.media.sources import LocalSource, decode_name, encode_name
+from tasks.media.sources import decode_name, encode_name
 from tasks.records import MediaItem
 from tests.hostile_library import NON_UTF8, build_hostile, refuse_locked, unlock, video_with_audio
 from tests.media_factory import speech

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from tasks.media.audio import WAV_HEADER_BYTES, MediaError, probe_container, probe_duration, wav_duration
+from tasks.media.local import LocalSource
 from tasks.media.scan import Known, previous_scan, scan
-from tasks.media.sources import LocalSource
 from tasks.output.manifests import RunContext, write_part
 from tasks.records import FileResult, MediaItem
 from tests.media_factory import build_odd_valid, speech, write_audio

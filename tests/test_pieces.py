@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from tasks.media.audio import decode_audio
+from tasks.media.local import LocalSource
 from tasks.media.pieces import LongAudio, decode_spilling, iter_pieces, join_pieces, transcribe_in_pieces
 from tasks.media.prefetch import DecodeAhead
-from tasks.media.sources import LocalSource
 from tasks.records import Attempt, Clip, MediaItem, Quality, Segment, Transcript, Word
 from tests.media_factory import speech, write_audio
 

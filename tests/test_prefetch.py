@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from tasks.media.audio import decode_audio, probe_duration
+from tasks.media.local import LocalSource
 from tasks.media.prefetch import WORKER_CRASHED, DecodeAhead, decode_workers
-from tasks.media.sources import LocalSource
 from tasks.records import Clip, MediaItem
 from tests.media_factory import build_bad
 
@@ -127,7 +127,7 @@ def test_a_script_without_a_main_guard_is_not_run_again_by_the_decoders(tmp_path
         "from pathlib import Path\n"
         "from tasks.media.prefetch import DecodeAhead\n"
         "from tasks.records import MediaItem\n"
-        "from tasks.media.sources import LocalSource\n"
+        "from tasks.media.local import LocalSource\n"
         f"with open({str(runs)!r}, 'a') as log:\n"
         "    log.write('run\\n')\n"
         f"path = Path({str(example_library / 'meetings' / 'standup.wav')!r})\n"

@@ -24,9 +24,10 @@ import pandas as pd
 import pyarrow.dataset as ds
 import pytest
 
+from tasks.media.library import open_source
+from tasks.media.local import LocalSource
 from tasks.media.s3 import S3Access, S3Location, parse_s3_uri
 from tasks.media.scan import scan_library
-from tasks.media.sources import LocalSource, open_source
 from tasks.media.sources_s3 import describe_object
 from tasks.output.links import transcript_url
 from tests.conftest import _free_port, _wait_for

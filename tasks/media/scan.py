@@ -34,15 +34,10 @@ from tasks.media.audio import (
     probe_duration,
     wav_duration,
 )
+from tasks.media.library import open_source
+from tasks.media.local import LocalSource
 from tasks.media.s3 import S3Access
-from tasks.media.sources import (
-    LocalSource,
-    MediaSource,
-    SourceFile,
-    decode_name,
-    looks_like_media,
-    open_source,
-)
+from tasks.media.sources import MediaSource, SourceFile, decode_name, looks_like_media
 from tasks.output.layout import output_layout
 from tasks.output.manifests import read_manifest, read_staging
 from tasks.records import MediaItem

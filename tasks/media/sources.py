@@ -1,7 +1,9 @@
-"""Where media comes from: the `MediaSource` interface and the local-folder source.
+"""Where media comes from: the `MediaSource` interface and what every source shares.
 
-The scan only needs to list files, read their first bytes, stream their content
-and get a local path PyAV can open; `tasks/media/sources_s3.py` implements the same for S3.
+The scan only needs to list files, read their first bytes, stream their content and
+get a local path PyAV can open. `tasks/media/local.py` (a folder) and
+`tasks/media/sources_s3.py` (an S3 prefix) implement it; `tasks/media/library.py`
+opens the right one for a SOURCE string. This module imports neither.
 """
 
 from __future__ import annotations
@@ -9,14 +11,11 @@ from __future__ import annotations
 import os
 import unicodedata
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from typing import BinaryIO, Protocol
 from urllib.parse import unquote_to_bytes
-
-if TYPE_CHECKING:
-    from tasks.media.s3 import S3Access
 
 # Extensions kept without sniffing. Anything else is kept only if its bytes say media.
 MEDIA_EXTENSIONS = frozenset(
@@ -91,33 +90,6 @@ def decode_name(text: str) -> str:
     return os.fsdecode(unquote_to_bytes(text))
 
 
-class LocalSource:
-    """A folder on disk, walked recursively (see `tasks/media/walk.py` for what is and is not opened)."""
-
-    def __init__(self, root: str | Path, exclude: tuple[Path, ...] = (), follow_links_outside: bool = False) -> None:
-        self.root = Path(root).absolute()
-        if not self.root.is_dir():
-            raise ValueError(f"SOURCE: not a folder: {root}")
-        self.description = str(self.root)
-        self._exclude = {p.resolve() for p in exclude}
-        self.follow_links_outside = follow_links_outside
-        self.walked = WalkCounts()
-
-    def list_files(self) -> Iterator[SourceFile]:
-        from tasks.media.walk import walk
-
-        self.walked = WalkCounts()
-        yield from walk(self.root, self._exclude, self.follow_links_outside, self.walked)
-
-    def open(self, locator: str) -> BinaryIO:
-        from tasks.media.audio import open_regular
-
-        return open_regular(decode_name(locator))
-
-    def local_path(self, locator: str) -> AbstractContextManager[Path]:
-        return nullcontext(Path(decode_name(locator)))
-
-
 @dataclass(slots=True)
 class WalkCounts:
     """What a walk of a local folder left out, for the scan's log line."""
@@ -125,24 +97,3 @@ class WalkCounts:
     links_outside: int = 0  # symlinks that resolve outside SOURCE, not followed
     folders_unreadable: int = 0  # folders that could not be listed (each also a failed row)
     not_regular: int = 0  # FIFOs, sockets, devices (each with a media name also a failed row)
-
-
-def open_source(
-    uri: str, exclude: tuple[str, ...] = (), access: S3Access | None = None, follow_links_outside: bool = False
-) -> MediaSource:
-    """The MediaSource for a SOURCE argument: a local folder or `s3://bucket/prefix`.
-
-    `exclude` lists output roots (paths or s3:// URIs) to leave out of the listing.
-    """
-    if uri.startswith("s3://"):
-        from tasks.media.s3 import S3Access, require_aws
-
-        require_aws()
-        from tasks.media.sources_s3 import S3Source
-
-        remote_outputs = tuple(e for e in exclude if e.startswith("s3://"))
-        return S3Source(uri, access or S3Access.from_settings(), remote_outputs)
-    if "://" in uri:
-        scheme = uri.split("://", 1)[0]
-        raise ValueError(f"SOURCE: {scheme}:// is not supported (use a folder or s3://bucket/prefix): {uri}")
-    return LocalSource(uri, tuple(Path(e) for e in exclude if "://" not in e), follow_links_outside)
