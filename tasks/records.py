@@ -108,6 +108,20 @@ class Transcript:
 
 
 @dataclass(frozen=True, slots=True)
+class Failure:
+    """Why one file has no transcript (it becomes the row's `error`); never stops the other files."""
+
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason
+
+    def within(self, context: str) -> Failure:
+        """The same failure, saying where it happened (e.g. which piece of a long file)."""
+        return Failure(f"{self.reason} ({context})")
+
+
+@dataclass(frozen=True, slots=True)
 class Clip:
     """Decoded audio handed to an engine: 16 kHz mono float32."""
 

@@ -30,7 +30,7 @@ from tasks.output.metrics import ShardSummary, write_stage_times
 from tasks.output.transcripts import UnsafePathError, write_transcript_files
 from tasks.progress import report
 from tasks.quality.guarded import QualityOptions, transcribe_guarded
-from tasks.records import Clip, FileResult, MediaItem, StageTimes, Transcript
+from tasks.records import Clip, Failure, FileResult, MediaItem, StageTimes, Transcript
 from tasks.run_config import RunConfig, RunRef
 
 log = logging.getLogger(__name__)
@@ -51,30 +51,30 @@ def transcribe_batch(
     ctx: RunContext,
     quality: QualityOptions | None = None,  # None: the defaults (VAD on, retry on)
 ) -> BatchOutcome:
-    """Transcribe the batch's decoded clips (a string in `decoded` is a file that failed to decode)."""
+    """Transcribe the batch's decoded clips (a `Failure` in `decoded` is a file that failed to decode)."""
     started = time.perf_counter()
     options = quality or QualityOptions()
     clips = [d for d in decoded if isinstance(d, Clip)]
     # voice-activity detection, quality guards, one safer retry of flagged files (tasks/quality/guarded.py)
     guarded = transcribe_guarded(transcriber, clips, options, run_engine)
-    outputs: dict[str, Transcript | str] = dict(zip((c.key for c in clips), guarded, strict=True))
+    outputs: dict[str, Transcript | Failure] = dict(zip((c.key for c in clips), guarded, strict=True))
     for long in (d for d in decoded if isinstance(d, LongAudio)):  # piece by piece: memory stays flat
         outputs[long.key] = transcribe_in_pieces(
             long, lambda clip: transcribe_guarded(transcriber, [clip], options, run_engine)[0])
     inferred_at = time.perf_counter()
-    total_audio = sum(d.duration_s for d in decoded if not isinstance(d, str)) or 1.0
+    total_audio = sum(d.duration_s for d in decoded if not isinstance(d, Failure)) or 1.0
     busy = inferred_at - started
     results = []
     for item, got in zip(items, decoded, strict=True):
-        outcome = got if isinstance(got, str) else outputs.get(item.source)
-        share = busy * (0.0 if isinstance(got, str) else got.duration_s / total_audio)
-        results.append(_settle(item, outcome, shard_id, out, ctx, share, None if isinstance(got, str) else got))
+        outcome = got if isinstance(got, Failure) else outputs.get(item.source)
+        share = busy * (0.0 if isinstance(got, Failure) else got.duration_s / total_audio)
+        results.append(_settle(item, outcome, shard_id, out, ctx, share, None if isinstance(got, Failure) else got))
     written_at = time.perf_counter()
     times = StageTimes(inference_s=inferred_at - started, write_s=written_at - inferred_at)
     return BatchOutcome(tuple(results), times)
 
 
-def run_engine(transcriber: Transcriber, clips: Sequence[Clip]) -> list[Transcript | str]:
+def run_engine(transcriber: Transcriber, clips: Sequence[Clip]) -> list[Transcript | Failure]:
     """Transcribe the batch; if it raises, bisect until the file that fails is alone."""
     if not clips:
         return []
@@ -85,19 +85,20 @@ def run_engine(transcriber: Transcriber, clips: Sequence[Clip]) -> list[Transcri
     except Exception as error:  # noqa: BLE001 - one bad file must not fail the others
         if len(clips) == 1:
             log.warning("engine failed on %s: %s", clips[0].key, error)
-            return [f"engine failed: {type(error).__name__}: {error}"]
+            return [Failure(f"engine failed: {type(error).__name__}: {error}")]
         middle = len(clips) // 2
         return run_engine(transcriber, clips[:middle]) + run_engine(transcriber, clips[middle:])
 
 
 def _settle(
-    item: MediaItem, outcome: Transcript | str | None, shard_id: int, out: Path, ctx: RunContext, busy_s: float,
+    item: MediaItem, outcome: Transcript | Failure | None, shard_id: int, out: Path, ctx: RunContext, busy_s: float,
     audio: Clip | LongAudio | None = None,
 ) -> FileResult:
     now = datetime.now(UTC)
     stream = audio.audio_stream if audio else None
     if not isinstance(outcome, Transcript):
-        return FileResult(item, "failed", shard_id, now, error=outcome or "no transcript returned", processing_s=busy_s,
+        reason = str(outcome) if outcome else "no transcript returned"
+        return FileResult(item, "failed", shard_id, now, error=reason, processing_s=busy_s,
                           audio_stream=stream)
     if audio and audio.note:  # several audio streams: say which was transcribed (engine_config, JSON info)
         outcome = replace(outcome, info={**outcome.info, "audio_streams": audio.note})

@@ -12,7 +12,7 @@ from tasks.media.audio import decode_audio
 from tasks.media.local import LocalSource
 from tasks.media.pieces import LongAudio, decode_spilling, iter_pieces, join_pieces, transcribe_in_pieces
 from tasks.media.prefetch import DecodeAhead
-from tasks.records import Attempt, Clip, MediaItem, Quality, Segment, Transcript, Word
+from tasks.records import Attempt, Clip, Failure, MediaItem, Quality, Segment, Transcript, Word
 from tests.media_factory import speech, write_audio
 
 RATE = 16_000
@@ -75,12 +75,12 @@ def test_a_failing_piece_fails_the_file_with_where(long_wav: Path, tmp_path: Pat
     assert isinstance(spilled, LongAudio)
     calls: list[float] = []
 
-    def engine(clip: Clip) -> Transcript | str:
+    def engine(clip: Clip) -> Transcript | Failure:
         calls.append(clip.duration_s)
-        return "engine failed: boom" if len(calls) == 2 else Transcript("x", ())
+        return Failure("engine failed: boom") if len(calls) == 2 else Transcript("x", ())
 
     outcome = transcribe_in_pieces(spilled, engine, piece_s=12)
-    assert isinstance(outcome, str) and outcome.startswith("engine failed: boom (in the piece at ")
+    assert isinstance(outcome, Failure) and str(outcome).startswith("engine failed: boom (in the piece at ")
     assert len(calls) == 2
 
 

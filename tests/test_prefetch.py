@@ -12,7 +12,7 @@ import pytest
 from tasks.media.audio import decode_audio, probe_duration
 from tasks.media.local import LocalSource
 from tasks.media.prefetch import WORKER_CRASHED, DecodeAhead, decode_workers
-from tasks.records import Clip, MediaItem
+from tasks.records import Clip, Failure, MediaItem
 from tests.media_factory import build_bad
 
 
@@ -48,7 +48,7 @@ def test_a_file_that_cannot_be_decoded_is_its_reason(tmp_path: Path) -> None:
     item = MediaItem(truncated, str(path), path.stat().st_size, 0, duration_s=1000.0)  # the header's claim
     with DecodeAhead(LocalSource(tmp_path), [item], workers=1) as ahead:
         (reason,) = ahead.take([item]).decoded
-    assert isinstance(reason, str) and reason.startswith(("truncated", "decode failed"))
+    assert isinstance(reason, Failure) and str(reason).startswith(("truncated", "decode failed"))
 
 
 def _logging_decoder(item: MediaItem) -> Clip | str:

@@ -27,7 +27,7 @@ import numpy.typing as npt
 from tasks.engines.windows import quietest
 from tasks.media.audio import AudioDecoder
 from tasks.quality.guards import NO_SPEECH
-from tasks.records import SAMPLE_RATE, Clip, Quality, Segment, Transcript, Word
+from tasks.records import SAMPLE_RATE, Clip, Failure, Quality, Segment, Transcript, Word
 
 # The most audio one piece holds. Not more: VAD (faster-whisper's Silero, run over a whole clip at
 # once) costs ~27 MB per minute of clip, so a 10-minute piece peaked ~150 MB above a 5-minute one.
@@ -103,14 +103,14 @@ def iter_pieces(audio: LongAudio, piece_s: float = PIECE_S, search_s: float = SE
         start = end
 
 
-def transcribe_in_pieces(audio: LongAudio, transcribe_one: Callable[[Clip], Transcript | str],
-                         piece_s: float | None = None) -> Transcript | str:
+def transcribe_in_pieces(audio: LongAudio, transcribe_one: Callable[[Clip], Transcript | Failure],
+                         piece_s: float | None = None) -> Transcript | Failure:
     """Transcribe piece by piece; one transcript on the file's clock, or why a piece failed."""
     parts: list[tuple[float, Transcript]] = []
     for offset, clip in iter_pieces(audio, piece_s or PIECE_S):
         got = transcribe_one(clip)
         if not isinstance(got, Transcript):
-            return f"{got} (in the piece at {offset:.0f} s of {audio.duration_s:.0f} s)"
+            return got.within(f"in the piece at {offset:.0f} s of {audio.duration_s:.0f} s")
         parts.append((offset, got))
     return join_pieces(parts)
 

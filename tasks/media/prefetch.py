@@ -44,15 +44,15 @@ from tasks.media import pieces
 from tasks.media.audio import MediaError
 from tasks.media.pieces import LongAudio, decode_spilling
 from tasks.media.sources import MediaSource
-from tasks.records import Clip, MediaItem
+from tasks.records import Clip, Failure, MediaItem
 
 log = logging.getLogger(__name__)
 
 AHEAD_S = 1200.0  # two batches of audio (flows/transcribe_shard.py): ~77 MB of float32
 AHEAD_FILES = 64
-WORKER_CRASHED = "decode failed: the decoder crashed on this file (its worker process died)"
+WORKER_CRASHED = Failure("decode failed: the decoder crashed on this file (its worker process died)")
 
-Decoded = Clip | LongAudio | str  # a clip, a long file spilled to disk, or why the file cannot be decoded
+Decoded = Clip | LongAudio | Failure  # a clip, a long file spilled to disk, or why the file cannot be decoded
 Decoder = Callable[[MediaItem], Decoded]
 
 
@@ -159,7 +159,7 @@ class DecodeAhead:
                     self._replace_pool(pool)
                     return self._decode_alone(item, path)
         except OSError as error:
-            return f"cannot read: {error.strerror or error}"
+            return Failure(f"cannot read: {error.strerror or error}")
 
     def _decode_alone(self, item: MediaItem, path: Path) -> Decoded:
         """A worker died while it had this file: decode it in a process of its own to know."""
@@ -243,6 +243,6 @@ def _decode(item: MediaItem, path: str, decoder: Decoder | None, spill: tuple[st
     try:
         return decode_spilling(path, item.source, item.duration_s, *spill)
     except MediaError as error:
-        return str(error)
+        return Failure(str(error))
     except OSError as error:
-        return f"cannot read: {error.strerror or error}"
+        return Failure(f"cannot read: {error.strerror or error}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import asdict
+from typing import cast
 from uuid import UUID
 
 from prefect import task
@@ -74,7 +75,7 @@ def publish_run_report(metrics: RunMetrics, warnings: Sequence[str] = ()) -> Non
 
 
 def start_progress(description: str) -> UUID | None:
-    return create_progress_artifact(progress=0.0, description=description)
+    return cast(UUID, create_progress_artifact(progress=0.0, description=description))  # sync: the id itself
 
 
 def update_progress(artifact_id: UUID | None, percent: float) -> None:

@@ -22,11 +22,11 @@ from dataclasses import dataclass, field, replace
 from tasks.engines.base import EngineConfig, Transcriber
 from tasks.quality.guards import NO_SPEECH, GuardLimits, badness, check_transcript, retry_flags
 from tasks.quality.vad import SpeechMap, compact, detect_speech, restore_times
-from tasks.records import Attempt, Clip, Quality, Transcript
+from tasks.records import Attempt, Clip, Failure, Quality, Transcript
 
 log = logging.getLogger(__name__)
 
-Runner = Callable[[Transcriber, Sequence[Clip]], list[Transcript | str]]
+Runner = Callable[[Transcriber, Sequence[Clip]], list[Transcript | Failure]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +47,7 @@ class QualityOptions:
 
 def transcribe_guarded(
     transcriber: Transcriber, clips: Sequence[Clip], options: QualityOptions, runner: Runner
-) -> list[Transcript | str]:
+) -> list[Transcript | Failure]:
     """One transcript (or an error string) per clip, in order, each carrying its `Quality`."""
     speech = [detect_speech(c.samples, options.vad_threshold) for c in clips]
     inputs = [_engine_input(c, s, options.vad) for c, s in zip(clips, speech, strict=True)]
@@ -63,9 +63,9 @@ def transcribe_guarded(
     for index, second in zip(flagged, retried, strict=True):
         first = results[index]
         assert isinstance(first, Transcript)
-        if isinstance(second, Transcript):
-            second = _assess(second, clips[index], speech[index], options.limits)
-            results[index] = _keep_better(first, second, settings)
+        assessed = _assess(second, clips[index], speech[index], options.limits)
+        if isinstance(assessed, Transcript):  # a retry that failed leaves the first decode in place
+            results[index] = _keep_better(first, assessed, settings)
     log.info("quality: %d of %d clips flagged and retried", len(flagged), len(clips))
     return results
 
@@ -81,18 +81,18 @@ def _engine_input(clip: Clip, speech: SpeechMap, vad: bool) -> Clip | None:
 
 def _decode(
     transcriber: Transcriber, inputs: Sequence[Clip | None], cuts: Sequence[SpeechMap | None], runner: Runner
-) -> list[Transcript | str]:
+) -> list[Transcript | Failure]:
     """Run the engine on the clips that have input; `cuts` maps a cut clip's times back."""
     todo = [(i, clip) for i, clip in enumerate(inputs) if clip is not None]
     decoded = runner(transcriber, [clip for _, clip in todo])
-    results: list[Transcript | str] = [Transcript("", ())] * len(inputs)  # no speech: empty, not decoded
+    results: list[Transcript | Failure] = [Transcript("", ())] * len(inputs)  # no speech: empty, not decoded
     for (index, _), outcome in zip(todo, decoded, strict=True):
         cut = cuts[index]
         results[index] = restore_times(outcome, cut) if cut and isinstance(outcome, Transcript) else outcome
     return results
 
 
-def _assess(outcome: Transcript | str, clip: Clip, speech: SpeechMap, limits: GuardLimits) -> Transcript | str:
+def _assess(outcome: Transcript | Failure, clip: Clip, speech: SpeechMap, limits: GuardLimits) -> Transcript | Failure:
     if not isinstance(outcome, Transcript):
         return outcome
     flags = check_transcript(outcome, clip.duration_s, speech.speech_s, limits)
@@ -119,5 +119,6 @@ def _keep_better(first: Transcript, second: Transcript, safer_settings: str) -> 
         Attempt("safer", second.quality.flags, second.text, kept=use_second),
     )
     kept = second if use_second else first
+    assert kept.quality is not None
     info = dict(kept.info) | ({"quality_decode": safer_settings} if use_second else {})
-    return replace(kept, info=info, quality=replace(kept.quality, attempts=attempts))  # type: ignore[arg-type]
+    return replace(kept, info=info, quality=replace(kept.quality, attempts=attempts))
