@@ -58,7 +58,7 @@ def transcribe_library(
     beam_size: int = 1,
     language: str | None = None,
     word_timestamps: bool = False,
-    pack_short_clips: bool = True,
+    pack_short_clips: bool = False,
     engine_options: dict[str, str] | None = None,
     base_url: str | None = None,
     vad: bool = True,

@@ -21,7 +21,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.engines import load_transcriber
 from tasks.engines.base import EngineConfig, EngineError, Transcriber
-from tasks.media.prefetch import Batch, Decoded
+from tasks.media.prefetch import Batch, Decoded, decode_workers
 from tasks.output.manifests import RunContext, write_part
 from tasks.output.metrics import ShardSummary, write_stage_times
 from tasks.output.storage import open_output
@@ -29,6 +29,7 @@ from tasks.output.transcripts import UnsafePathError, write_transcript_files
 from tasks.progress import report
 from tasks.quality.guarded import QualityOptions, transcribe_guarded
 from tasks.records import Clip, FileResult, MediaItem, StageTimes, Transcript
+from transcribe_all.settings import worker_settings
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +122,10 @@ def transcribe_batch_task(
 ) -> ShardSummary:
     """Transcribe one batch, ship its transcripts, then append it to the run's manifest as its own part."""
     transcriber = load_transcriber(engine)  # cached: loaded once per worker process
-    ctx = RunContext(run_id, transcriber.engine, transcriber.model, config_hash,
-                     tuple(sorted(transcriber.settings().items())), base_url)
+    # engine_config records the decode pool next to the engine's batch size: both follow the hardware
+    settings = transcriber.settings() | {"decode_workers": str(decode_workers(worker_settings().decode_workers))}
+    ctx = RunContext(run_id, transcriber.engine, transcriber.model, config_hash, tuple(sorted(settings.items())),
+                     base_url)
     store = open_output(out)
     out_dir = store.local_root()
     outcome = transcribe_batch(items, decoded.decoded, shard_id, transcriber, out_dir, ctx,

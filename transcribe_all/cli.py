@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--beam-size", type=_positive_int("--beam-size"), default=1, metavar="K")
     run.add_argument("--language", help="language code; default: the model's own or detected")
     run.add_argument("--word-timestamps", action="store_true", help="word timestamps in the JSON output")
-    run.add_argument("--no-packing", action="store_true", help="transcribe short clips one by one")
+    run.add_argument("--packing", action="store_true",
+                     help="short clips share 30 s windows: faster on CPU, but a clip's text depends on its neighbours")
     run.add_argument("--base-url", metavar="URL",
                      help="where DIR is served (http(s)://HOST): manifest rows link to URL/outputs/...")
     run.add_argument("--no-vad", action="store_true", help="decode silence too (voice-activity detection off)")

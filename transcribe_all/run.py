@@ -26,7 +26,7 @@ def run_in_process(args: argparse.Namespace) -> int:
             metrics = transcribe_library(
                 source=args.source, out=args.out, engine=args.engine, model=args.model, hardware=args.hardware,
                 shards=args.shards, shard_minutes=args.shard_minutes, beam_size=args.beam_size,
-                language=args.language, word_timestamps=args.word_timestamps, pack_short_clips=not args.no_packing,
+                language=args.language, word_timestamps=args.word_timestamps, pack_short_clips=args.packing,
                 base_url=args.base_url,
                 vad=not args.no_vad, canary=args.canary, canary_references=args.canary_references,
                 **({"canary_threshold": args.canary_threshold} if args.canary_threshold is not None else {}),

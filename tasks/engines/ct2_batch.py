@@ -1,0 +1,209 @@
+"""Many files' windows through CTranslate2 Whisper as one batch, each window on its own.
+
+Why not packing: clips packed into one 30 s window are heard together, so one clip's
+text depends on which clips share its window (measured: "an ill disposed young man"
+became "an old-sposed young man" with other neighbours). Here every file keeps its own
+window(s): a clip up to 30 s is one window, a longer file is cut at quiet moments into
+windows of at most 30 s that do not overlap (`windows.plan_spans`, no second VAD pass).
+Windows of all files are sorted by length and encoded and decoded together in batches
+(CTranslate2's `encode` / `generate`), as `BatchedInferencePipeline` does within one file.
+Nothing carries from one window to the next, so a window's tokens are the same whatever
+shares its batch (CTranslate2 computes each row of a batch on its own; the test compares
+tokens alone and in three mixes).
+
+Short clips still pay a full 30 s encoder window each: that is the price of independence.
+The gain is the decoder: one step for the whole batch instead of one per file.
+
+Segments come from Whisper's own timestamp tokens, as in faster-whisper's sequential
+decoder; word times (cross-attention alignment, +33 % on CPU) only when asked, and then
+one window at a time, since faster-whisper's aligner carries state across a batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tasks.engines.windows import batches, plan_spans, quietest
+from tasks.records import SAMPLE_RATE, Clip, Segment, Transcript, Word
+
+WINDOW_S = 30.0
+MAX_INITIAL_TIMESTAMP_S = 1.0  # faster-whisper's default for the first timestamp of a window
+PUNCTUATION = ("\"'“¿([{-", "\"'.。,，!！?？:：”)]}、")  # faster-whisper's word-merging defaults
+
+
+Decoded = tuple[list[tuple[Segment, tuple[Word, ...]]], str | None]  # a window's segments and language
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """At most 30 s of one clip: which clip, and where the window starts on its clock."""
+
+    clip: int
+    offset: float
+    samples: npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class Decoding:
+    """What changes the tokens: beam size and whether word times are aligned."""
+
+    beam_size: int = 1
+    word_timestamps: bool = False
+
+
+def plan_windows(clips: Sequence[Clip]) -> list[Window]:
+    """Every clip's windows, in clip order: one for a clip up to 30 s, else cut at quiet moments."""
+    windows: list[Window] = []
+    for index, clip in enumerate(clips):
+        if clip.duration_s <= WINDOW_S:
+            windows.append(Window(index, 0.0, clip.samples))
+            continue
+        spans = plan_spans(clip.duration_s, WINDOW_S, 0.0, quietest(clip.samples, SAMPLE_RATE))
+        for span in spans:
+            end = min(span.own_to, clip.duration_s)  # no overlap: a window stops where the next starts
+            samples = clip.samples[round(span.start * SAMPLE_RATE) : round(end * SAMPLE_RATE)]
+            windows.append(Window(index, span.start, samples))
+    return windows
+
+
+class BatchDecoder:
+    """Greedy (or beam) decoding of windows in batches on a loaded faster-whisper `WhisperModel`."""
+
+    def __init__(self, whisper: Any, language: str | None, batch_size: int) -> None:
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        self._whisper, self.batch_size = whisper, batch_size
+        # language None (a multilingual model, no language given): detected per window, as
+        # `BatchedInferencePipeline(multilingual=True)` does; a file gets its first window's
+        self._detect = language is None
+        self._tokenizer = Tokenizer(whisper.hf_tokenizer, whisper.model.is_multilingual, task="transcribe",
+                                    language=language or "en")
+        self._prompt = whisper.get_prompt(self._tokenizer, [], without_timestamps=False)
+        self._suppress = get_suppressed_tokens(self._tokenizer, [-1])
+
+    def transcribe(self, clips: Sequence[Clip], decoding: Decoding) -> list[Transcript]:
+        windows = plan_windows(clips)
+        decoded = self.decode(windows, decoding)
+        pieces: list[list[tuple[Segment, tuple[Word, ...]]]] = [[] for _ in clips]
+        languages: list[str | None] = [None] * len(clips)
+        for window, (segments, language) in zip(windows, decoded, strict=True):
+            pieces[window.clip] += [_shifted(s, w, window.offset) for s, w in segments]
+            languages[window.clip] = languages[window.clip] or language
+        return [_transcript(p, decoding.word_timestamps, clip.duration_s, language)
+                for p, clip, language in zip(pieces, clips, languages, strict=True)]
+
+    def decode(self, windows: Sequence[Window], decoding: Decoding) -> list[Decoded]:
+        """Each window's segments (and words if asked) on the window's clock and its language, in order."""
+        out: list[Decoded] = [([], None) for _ in windows]
+        for batch in batches([len(w.samples) for w in windows], self.batch_size):
+            chosen = [windows[i] for i in batch if len(windows[i].samples)]
+            rows = [i for i in batch if len(windows[i].samples)]
+            if not rows:
+                continue
+            for index, segments in zip(rows, self._decode_batch(chosen, decoding), strict=True):
+                out[index] = segments
+        return out
+
+    def tokens(self, windows: Sequence[Window], beam_size: int = 1) -> list[list[int]]:
+        """The raw token ids of each window (timestamps included), in the order given."""
+        out: list[list[int]] = [[] for _ in windows]
+        for batch in batches([len(w.samples) for w in windows], self.batch_size):
+            results, _ = self._generate(self._encode([windows[i] for i in batch], to_cpu=False), len(batch), beam_size)
+            for index, result in zip(batch, results, strict=True):
+                out[index] = list(result.sequences_ids[0])
+        return out
+
+    def _decode_batch(self, windows: Sequence[Window], decoding: Decoding) -> list[Decoded]:
+        encoded = self._encode(windows, to_cpu=decoding.word_timestamps)
+        results, languages = self._generate(encoded, len(windows), decoding.beam_size)
+        whisper, tokenizer = self._whisper, self._tokenizer
+        decoded: list[Decoded] = []
+        for row, (window, result) in enumerate(zip(windows, results, strict=True)):
+            duration = len(window.samples) / SAMPLE_RATE
+            frames = round(duration * whisper.frames_per_second)
+            segments = [s for s in _split(whisper, tokenizer, list(result.sequences_ids[0]), frames, duration)
+                        if any(t < tokenizer.eot for t in s["tokens"])]
+            if decoding.word_timestamps and segments:
+                self._align(segments, encoded, row, frames)
+            decoded.append(([_segment(tokenizer, s, duration) for s in segments], languages[row]))
+        return decoded
+
+    def _encode(self, windows: Sequence[Window], to_cpu: bool) -> Any:
+        from faster_whisper.audio import pad_or_trim
+
+        extract = self._whisper.feature_extractor
+        features = np.stack([pad_or_trim(extract(w.samples)[..., :-1]) for w in windows])
+        from faster_whisper.transcribe import get_ctranslate2_storage
+
+        return self._whisper.model.encode(get_ctranslate2_storage(features), to_cpu=to_cpu)
+
+    def _generate(self, encoded: Any, rows: int, beam_size: int) -> tuple[list[Any], list[str]]:
+        """Each row's result and language; every row gets the same prompt but for its language token."""
+        whisper, tokenizer = self._whisper, self._tokenizer
+        prompts = [list(self._prompt) for _ in range(rows)]
+        languages = [tokenizer.language_code] * rows
+        if self._detect:
+            detected = [row[0][0] for row in whisper.model.detect_language(encoded)]  # e.g. "<|de|>"
+            position = self._prompt.index(tokenizer.language)
+            for prompt, token in zip(prompts, detected, strict=True):
+                prompt[position] = tokenizer.tokenizer.token_to_id(token)
+            languages = [token.strip("<|>") for token in detected]
+        results = whisper.model.generate(
+            encoded, prompts, beam_size=beam_size, max_length=whisper.max_length,
+            suppress_blank=True, suppress_tokens=self._suppress,
+            max_initial_timestamp_index=round(MAX_INITIAL_TIMESTAMP_S / whisper.time_precision),
+        )
+        return list(results), languages
+
+    def _align(self, segments: list[dict[str, Any]], encoded: Any, row: int, frames: int) -> None:
+        """Word times for one window's segments, from its own row of the encoder output."""
+        import ctranslate2
+
+        own = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.asarray(encoded)[row : row + 1]))
+        self._whisper.add_word_timestamps([segments], self._tokenizer, own, [frames], *PUNCTUATION, 0.0)
+
+
+def _transcript(
+    pieces: list[tuple[Segment, tuple[Word, ...]]], words: bool, duration: float, language: str | None
+) -> Transcript:
+    segments = tuple(s for s, _ in pieces if s.text)
+    return Transcript(
+        text=" ".join(s.text for s in segments).strip(),
+        segments=segments,
+        words=tuple(w for _, ws in pieces for w in ws) if words else (),
+        language=language,
+        info={"decode": "batched"} if duration > WINDOW_S else {},
+    )
+
+
+def _split(whisper: Any, tokenizer: Any, tokens: list[int], frames: int, duration: float) -> list[dict[str, Any]]:
+    """faster-whisper's own cut of a window's tokens into timestamped segments (seek 0: window clock)."""
+    segments, _seek, _single = whisper._split_segments_by_timestamps(
+        tokenizer=tokenizer, tokens=tokens, time_offset=0.0, segment_size=frames, segment_duration=duration, seek=0,
+    )
+    return list(segments)
+
+
+def _segment(tokenizer: Any, raw: dict[str, Any], duration: float) -> tuple[Segment, tuple[Word, ...]]:
+    text = tokenizer.decode([t for t in raw["tokens"] if t < tokenizer.eot]).strip()
+    start, end = _clamp(raw["start"], duration), _clamp(raw["end"], duration)
+    words = tuple(Word(_clamp(w["start"], duration), _clamp(w["end"], duration), w["word"],
+                       round(float(w["probability"]), 4)) for w in raw.get("words", ()))
+    return Segment(start, max(start, end), text), words
+
+
+def _shifted(segment: Segment, words: tuple[Word, ...], offset: float) -> tuple[Segment, tuple[Word, ...]]:
+    if not offset:
+        return segment, words
+    return (Segment(round(segment.start + offset, 3), round(segment.end + offset, 3), segment.text),
+            tuple(Word(round(w.start + offset, 3), round(w.end + offset, 3), w.word, w.probability) for w in words))
+
+
+def _clamp(t: float, duration: float) -> float:
+    return round(min(max(float(t), 0.0), duration), 3)
