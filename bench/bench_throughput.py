@@ -293,6 +293,8 @@ def main() -> int:
     parser.add_argument("--long-minutes", default="3,10,20", help="one long file per entry, minutes")
     parser.add_argument("--material", type=Path, default=Path(tempfile.gettempdir()) / "transcribe-all-bench-speech",
                         help="where the libraries are built (reused when they match)")
+    parser.add_argument("--festival-cache", type=Path, default=Path(tempfile.gettempdir()) / "transcribe-all-festival",
+                        help="synthesised sentences, shared by every library")
     parser.add_argument("--sizes", default="1000,10000,100000", help="scan and manifest sizes")
     parser.add_argument("--rows", default=",".join(ROWS), help="which ASR rows, comma-separated")
     parser.add_argument("--skip", default="", help="parts to skip: short,long,scan,writer")
@@ -328,7 +330,7 @@ def main() -> int:
         tmp = Path(tmp_name)
         api_url = str(PREFECT_API_URL.value())
         minutes = [float(m) for m in args.long_minutes.split(",")]
-        libraries = build_libraries(args.material, args.short, minutes, args.material / "festival-cache")
+        libraries = build_libraries(args.material, args.short, minutes, args.festival_cache)
         if "short" not in skip:
             table, short = asr_table("Clips of 2-10 s (MP3; festival voices, 2 real recordings)",
                                      libraries["short"], args.material / "short", tmp, api_url, rows)
