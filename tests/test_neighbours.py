@@ -46,7 +46,7 @@ def test_tokens_of_every_window_are_the_same_alone_and_in_any_batch(clips: list[
     engine = load_transcriber(EngineConfig())
     decoder: BatchDecoder = engine._batch  # type: ignore[attr-defined]
     windows = plan_windows(clips)
-    assert any(w.clip == len(clips) - 1 and w.offset > 0 for w in windows)  # the long file has several
+    assert sum(w.clip == len(clips) - 1 for w in windows) > 1  # the long file has several
     alone = [decoder.tokens([w])[0] for w in windows]
     assert all(alone)
     for seed, batch_size in MIXES:
