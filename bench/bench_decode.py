@@ -48,7 +48,8 @@ ENGINES = {"Parakeet-TDT 0.6B": 1000.0, "Whisper large-v3-turbo": 148.0, "Whispe
 # Assumptions, not measurements: an L4 runs these models at ~0.3x an A100 (121 vs 312 dense fp16
 # TFLOPS, 300 GB/s vs 2 TB/s), an H100 at ~2x. One core of a host = 2 vCPU (hyper-threads).
 GPU_SCALE = {"A100": 1.0, "L4 (g6.xlarge)": 0.3, "H100": 2.0}
-HOSTS = {"g6.xlarge (4 vCPU, 1 L4)": ("L4 (g6.xlarge)", 2), "H100 host (e.g. 26 cores per GPU)": ("H100", 26)}
+HOSTS = {"g6.xlarge (4 vCPU = 2 cores, 1 L4)": ("L4 (g6.xlarge)", 2),
+         "H100 host (p5.48xlarge: 192 vCPU / 8 GPUs = 12 cores per GPU)": ("H100", 12)}
 
 
 def speech_48k_stereo(seconds: float) -> npt.NDArray[np.float32]:
@@ -141,6 +142,12 @@ def report(rows: list[tuple[str, float, float, int]], seconds: float) -> str:
             decode_rate = per_core * max(cores - 1, 1)
             lines.append(f"| {host} | {engine} | {gpu_rate:,.0f} | {decode_rate:,.0f} | "
                          f"{'decode (CPU)' if decode_rate < gpu_rate else 'GPU'} |")
+    lines += ["", ("Notes. A vCPU is a hyper-thread: 2 vCPU ≈ 1 core of decoding. The model process also needs CPU for "
+              "log-mel features and for the quality guards' Silero VAD, which runs about 100x real time on one core "
+              "(tasks/quality/vad.py; not re-measured here): at Parakeet's ~1,000x on an A100 that is ~10 cores per "
+              "GPU, more than decoding needs, so on a fast GPU the VAD, not the decoder pool, is what would starve "
+              "it. On CUDA the decode pool is `decode_workers` (all cores but one, at most 8) and the engine's batch "
+              "comes from free GPU memory; both are recorded in each manifest row's `engine_config`.")]
     return "\n".join(lines)
 
 
