@@ -163,11 +163,12 @@ def test_every_option_is_declared_once_with_a_default_and_description() -> None:
 
 
 def test_window_times_map_back_across_cut_pauses_and_sentences_share_the_time() -> None:
-    from tasks.engines.ct2_batch import Window, _cues
+    from tasks.engines.ct2_batch import Window, _sentence_cues
     from tasks.records import Segment
 
     window = Window(0, ((10.0, 14.0), (20.0, 25.0)), np.zeros(9 * SAMPLE_RATE, np.float32), timestamps=False)
     assert [window.clip_time(t) for t in (0.0, 3.5, 4.0, 8.9, 9.5)] == [10.0, 13.5, 20.0, 24.9, 25.0]
     assert window.clip_time(4.0, is_end=True) == 14.0  # an end at the join stays in the piece before
-    cues = _cues([(Segment(0.0, 9.0, "One two. Three four five six."), ())], 9.0)
+    assert window.clip_span(3.6, 4.2) == (13.6, 14.0) and window.clip_span(3.9, 4.5) == (20.0, 20.5)  # by midpoint
+    cues = _sentence_cues([(Segment(0.0, 9.0, "One two. Three four five six."), ())], 9.0)
     assert [(c.text, c.start, c.end) for c, _ in cues] == [("One two.", 0.0, 2.571), ("Three four five six.", 2.571, 9.0)]

@@ -83,3 +83,15 @@ def test_packing_makes_a_clip_depend_on_its_neighbours(clips: list[Clip]) -> Non
     alone, mixes = _alone_and_mixed(EngineConfig(pack_short_clips=True), short)
     changed = [c.key for n, c in enumerate(short) if any(m[n].text != alone[n].text for m in mixes)]
     assert changed
+
+
+def test_transformers_engine_is_neighbour_independent_too(clips: list[Clip]) -> None:
+    """Its default batches each file's own windows as well (packing needs pack_short_clips and pack=on)."""
+    config = EngineConfig(engine="transformers")
+    assert not config.pack_short_clips
+    short = clips[:6]
+    alone = [load_transcriber(config).transcribe([c])[0] for c in short]
+    for seed, _ in MIXES[:2]:
+        order = _mixed(short, seed)
+        got = load_transcriber(config).transcribe([short[i] for i in order])
+        assert [got[order.index(i)].text for i in range(len(short))] == [t.text for t in alone]

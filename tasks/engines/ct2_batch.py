@@ -67,6 +67,17 @@ class Window:
             position += length
         return round(self.pieces[-1][1], 3)
 
+    def clip_span(self, start: float, end: float) -> tuple[float, float]:
+        """A word's times on the clip's clock, both in the piece that holds its midpoint (as faster-whisper
+        restores them), so a word at a join does not stretch over the pause that was cut out."""
+        middle, position = (start + end) / 2, 0.0
+        for first, last in self.pieces:
+            if middle < position + last - first or (first, last) == self.pieces[-1]:
+                a = min(max(first + start - position, first), last)
+                return round(a, 3), round(min(max(first + end - position, a), last), 3)
+            position += last - first
+        raise AssertionError("unreachable: the last piece takes every time")
+
 
 @dataclass(frozen=True, slots=True)
 class Decoding:
@@ -127,7 +138,9 @@ class BatchDecoder:
         pieces: list[list[tuple[Segment, tuple[Word, ...]]]] = [[] for _ in clips]
         languages: list[str | None] = [None] * len(clips)
         for window, (segments, language) in zip(windows, decoded, strict=True):
-            pieces[window.clip] += [_restored(s, w, window) for s, w in segments]
+            restored = [_restored(s, w, window) for s, w in segments]
+            # a long file's cues from its words, once they are on the clip's clock (a cue never spans a cut pause)
+            pieces[window.clip] += restored if window.timestamps or not decoding.word_timestamps else _word_cues(restored)
             languages[window.clip] = languages[window.clip] or language
         return [_transcript(p, decoding.word_timestamps, clip.duration_s, language)
                 for p, clip, language in zip(pieces, clips, languages, strict=True)]
@@ -172,7 +185,8 @@ class BatchDecoder:
             if decoding.word_timestamps and segments:
                 self._align(segments, encoded, row, frames)
             parts = [_segment(tokenizer, s, duration) for s in segments]
-            decoded.append((parts if window.timestamps else _cues(parts, duration), languages[row]))
+            text_only = not (window.timestamps or decoding.word_timestamps)
+            decoded.append((_sentence_cues(parts, duration) if text_only else parts, languages[row]))
         return decoded
 
     def _encode(self, windows: Sequence[Window], to_cpu: bool) -> Any:
@@ -224,14 +238,21 @@ def _transcript(
     )
 
 
-def _cues(parts: list[tuple[Segment, tuple[Word, ...]]], duration: float) -> list[tuple[Segment, tuple[Word, ...]]]:
-    """Caption cues for a window decoded as text only: from the words when they were aligned (exact),
-    else each sentence timed by its share of the window's characters. The window holds only speech
-    (pauses were cut out), so characters track time well enough for a cue; `--word-timestamps` for exact."""
-    words = tuple(w for _, ws in parts for w in ws)
-    if words:
-        return [(cue, tuple(w for w in words if cue.start <= w.start and w.end <= cue.end))
-                for cue in caption_segments(words)]
+def _word_cues(parts: list[tuple[Segment, tuple[Word, ...]]]) -> list[tuple[Segment, tuple[Word, ...]]]:
+    """Caption cues from a text-only window's aligned words (`captions.py`), each with its words."""
+    words = [w for _, ws in parts for w in ws]
+    cues: list[tuple[Segment, tuple[Word, ...]]] = []
+    for cue in caption_segments(words):  # consecutive groups: a cue ends with the word that ends it
+        count = next((n + 1 for n, w in enumerate(words) if w.end >= cue.end), len(words))
+        cues.append((cue, tuple(words[:count])))
+        words = words[count:]
+    return cues
+
+
+def _sentence_cues(parts: list[tuple[Segment, tuple[Word, ...]]], duration: float) -> list[tuple[Segment, tuple[Word, ...]]]:
+    """Cues for a window decoded as text only, without word times: each sentence timed by its share of
+    the window's characters. The window holds only speech (pauses were cut out), so characters track
+    time well enough for a cue; `--word-timestamps` gives exact ones."""
     text = " ".join(s.text for s, _ in parts).strip()
     sentences = [t for t in re.split(r"(?<=[.!?])\s+", text) if t]
     total, done = sum(map(len, sentences)) or 1, 0
@@ -265,7 +286,7 @@ def _restored(segment: Segment, words: tuple[Word, ...], window: Window) -> tupl
         return segment, words
     at = window.clip_time
     return (Segment(at(segment.start), max(at(segment.start), at(segment.end, True)), segment.text),
-            tuple(Word(at(w.start), max(at(w.start), at(w.end, True)), w.word, w.probability) for w in words))
+            tuple(Word(*window.clip_span(w.start, w.end), w.word, w.probability) for w in words))
 
 
 def _clamp(t: float, duration: float) -> float:
