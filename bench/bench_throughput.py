@@ -1,6 +1,6 @@
 """The throughput suite: this pipeline against what users would run instead, then scan and manifest writer.
 
-    python bench/bench_throughput.py            # ~15 min on 2 CPU cores (+ ~5 min to build the speech once); writes bench/results/throughput_<machine>.*
+    python bench/bench_throughput.py            # 32 min on a shared 2-core CPU (+ ~10 min to build the speech once); writes bench/results/throughput_<machine>.*
     python bench/bench_throughput.py --quick    # small libraries, a smoke run of every row (~3 min)
 
 Same files, same weights (the bundled tiny.en), same decoding (float32 on CPU, greedy, temperature 0, no
