@@ -143,10 +143,9 @@ def report(rows: list[tuple[str, float, float, int]], seconds: float) -> str:
             lines.append(f"| {host} | {engine} | {gpu_rate:,.0f} | {decode_rate:,.0f} | "
                          f"{'decode (CPU)' if decode_rate < gpu_rate else 'GPU'} |")
     lines += ["", ("Notes. A vCPU is a hyper-thread: 2 vCPU ≈ 1 core of decoding. The model process also needs CPU for "
-              "log-mel features and for the quality guards' Silero VAD, which runs about 100x real time on one core "
-              "(tasks/quality/vad.py; not re-measured here): at Parakeet's ~1,000x on an A100 that is ~10 cores per "
-              "GPU, more than decoding needs, so on a fast GPU the VAD, not the decoder pool, is what would starve "
-              "it. On CUDA the decode pool is `decode_workers` (all cores but one, at most 8) and the engine's batch "
+              "log-mel features and for the quality guards' Silero VAD, measured at ~500x real time on one core "
+              "(3.8 CPU s for the suite's 33 min of long files): at Parakeet's ~1,000x on an A100 that is ~2 more "
+              "cores per GPU, as much as decoding needs. On CUDA the decode pool is `decode_workers` (all cores but one, at most 8) and the engine's batch "
               "comes from free GPU memory; both are recorded in each manifest row's `engine_config`.")]
     return "\n".join(lines)
 
