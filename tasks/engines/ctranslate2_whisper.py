@@ -48,7 +48,8 @@ OPTIONS = (
            "opt-in: clips up to 20 s share 30 s windows (faster on CPU; a clip's text then depends on "
            "its neighbours)"),
     Option("word_timestamps", "field", "bool", "False",
-           "word times by cross-attention alignment (+33 % decode time on CPU); segment times otherwise"),
+           "word times by cross-attention alignment (+33 % decode time on CPU), cues from them; otherwise "
+           "Whisper's segment times for files up to 30 s, sentences timed by their share of the speech beyond"),
     Option("batch_size", "field", "int", "0", "windows per batch; 0: 8 on CPU, from free memory on CUDA"),
     Option("beam_size", "field", "int", "1", "1: greedy"),
     Option("compute_type", "field", "str", "auto", "auto: float16 on CUDA, float32 on CPU"),
