@@ -1,6 +1,6 @@
 """The throughput suite: this pipeline against what users would run instead, then scan and manifest writer.
 
-    python bench/bench_throughput.py            # ~10 min on 2 CPU cores; writes bench/results/throughput_<machine>.*
+    python bench/bench_throughput.py            # 32 min on a shared 2-core CPU (+ ~10 min to build the speech once); writes bench/results/throughput_<machine>.*
     python bench/bench_throughput.py --quick    # small libraries, a smoke run of every row (~3 min)
 
 Same files, same weights (the bundled tiny.en), same decoding (float32 on CPU, greedy, temperature 0, no
@@ -16,9 +16,13 @@ its peak RSS (the process and its children, sampled every 20 ms, model included)
   Parquet manifest, run metrics — on a warm Prefect API and a warm model. The WER canary, a fixed ~3 s
   per run whatever the library's size, is off for this row.
 
-Two libraries: `short`, Harvard sentences spoken by espeak-ng in four voices, each under 10 s, MP3 (a
-voicemail or call-snippet archive); `long`, files of several minutes (the sentences read in a row with
-pauses), M4A (lectures, meetings). WER is scored with tasks/quality/wer.py's normaliser against the script.
+Two libraries, built by `bench/material.py` (festival's HTS and diphone voices at three speaking rates,
+pauses, a third of the clips over noise or music beds) and cached under `--material`: `short`, clips of
+2-10 s as MP3 plus the two real recordings of Debian's pocketsphinx-testdata whose text is known (a
+voicemail or call-snippet archive); `long`, files of 3, 10 and 20 min, M4A (lectures, meetings). WER is
+scored for every row with tasks/quality/wer.py's normaliser against the synthesised text. The
+`transcribe-all --packing` row is the opt-in packing (clips only): faster, but a clip's text then depends
+on its neighbours.
 
 Then `bench_scan.py` (scan files/s at 1k, 10k, 100k files, cold and incremental) and
 `bench_manifest_writer.py` (peak memory of the manifest merge at 1k, 10k, 100k files) run as they are.
@@ -31,7 +35,6 @@ import argparse
 import json
 import os
 import platform
-import random
 import shutil
 import subprocess
 import sys
@@ -45,65 +48,27 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-ROWS = ("plain loop", "BatchedInferencePipeline", "transformers pipeline", "transcribe-all")
+ROWS = ("plain loop", "BatchedInferencePipeline", "transformers pipeline", "transcribe-all",
+        "transcribe-all --packing")
+LONG_ROWS = ROWS[:4]  # packing only touches clips up to 20 s
 BATCH = 8
-PAUSE_S = 0.7  # between sentences in the long files
 
 
-# --- libraries ---------------------------------------------------------------------------------
+# --- libraries: bench/material.py (festival voices, pauses, noise and music beds, real recordings) ---
 
 
-def build_short(root: Path, copies: int) -> dict[str, str]:
-    """`copies` × 40 Harvard sentences, each in a different voice and speed per copy, as MP3."""
-    from tests.media_factory import HARVARD, VOICES
+def build_libraries(root: Path, short_count: int, long_minutes: list[float], cache: Path) -> dict[str, dict[str, str]]:
+    """Build (or reuse, if `root` already holds them) the short and long libraries; part → source → text."""
+    from bench.material import build_long, build_short
 
-    sentences = [line.strip() for line in HARVARD.read_text().splitlines() if line.strip()]
-    references = {}
-    for copy in range(copies):
-        for n, sentence in enumerate(sentences):
-            source = f"call_{copy}_{n:02d}.mp3"
-            _speak(root / source, sentence, VOICES[(n + copy) % len(VOICES)], 140 + 10 * ((n + copy) % 3))
-            references[source] = sentence
+    index = root / "references.json"
+    wanted = {"short": short_count, "long": long_minutes}
+    if index.exists() and json.loads(index.read_text()).get("wanted") == wanted:
+        return dict(json.loads(index.read_text())["references"])
+    references = {"short": build_short(root / "short", short_count, cache),
+                  "long": build_long(root / "long", long_minutes, cache)}
+    index.write_text(json.dumps({"wanted": wanted, "references": references}))
     return references
-
-
-def build_long(root: Path, files: int, sentences_per_file: int) -> dict[str, str]:
-    """Files of `sentences_per_file` sentences read in a row with pauses, one voice each, as M4A."""
-    import numpy as np
-
-    from tasks.media.audio import decode_audio
-    from tests.media_factory import HARVARD, VOICES, write_audio
-
-    sentences = [line.strip() for line in HARVARD.read_text().splitlines() if line.strip()]
-    rng = random.Random(7)
-    references = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for f in range(files):
-            picked = [rng.choice(sentences) for _ in range(sentences_per_file)]
-            parts = []
-            for n, sentence in enumerate(picked):
-                wav = Path(tmp) / f"{f}_{n}.wav"
-                _speak(wav, sentence, VOICES[f % len(VOICES)], 150)
-                parts += [decode_audio(wav, None), np.zeros(int(16_000 * PAUSE_S), np.float32)]
-            source = f"lecture_{f}.m4a"
-            write_audio(root / source, np.concatenate(parts), 16_000, codec="aac")
-            references[source] = " ".join(picked)
-    return references
-
-
-def _speak(path: Path, text: str, voice: str, speed: int) -> None:
-    from tasks.media.audio import decode_audio
-    from tests.media_factory import write_audio
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    wav = path.with_suffix(".espeak.wav")
-    subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(wav), text], check=True,
-                   capture_output=True)
-    if path.suffix == ".wav":
-        wav.rename(path)
-        return
-    write_audio(path, decode_audio(wav, None), 16_000, codec={".mp3": "libmp3lame"}[path.suffix])
-    wav.unlink()
 
 
 # --- one row, in its own process ----------------------------------------------------------------
@@ -143,21 +108,23 @@ def run_row(row: str, library: Path, sources: list[str], work: Path) -> dict[str
         inputs = [{"raw": decode_audio(p), "sampling_rate": 16_000} for p in paths]
         outputs = asr(inputs, batch_size=BATCH, chunk_length_s=30, generate_kwargs={"num_beams": 1})
         texts = [o["text"].strip() for o in outputs]
-    elif row == "transcribe-all":
+    elif row.startswith("transcribe-all"):
         import pyarrow.dataset as ds
 
         from flows.transcribe_library import transcribe_library
         from tasks.engines import EngineConfig, load_transcriber
 
-        load_transcriber(EngineConfig())  # warm, as the other rows' models are
+        load_transcriber(EngineConfig(pack_short_clips=row.endswith("--packing")))  # warm, as the others
         # Warm Prefect as well: the first run in a process registers both flows and builds their
         # parameter schemas (~2 s here), a once-per-process cost like loading the model.
         (work / "warmup").mkdir()
         shutil.copy(ROOT / "examples" / "library" / "meetings" / "standup.wav", work / "warmup")
-        transcribe_library(source=str(work / "warmup"), out=str(work / "warmup-out"), canary="off")
+        transcribe_library(source=str(work / "warmup"), out=str(work / "warmup-out"), canary="off",
+                           pack_short_clips=row.endswith("--packing"))
         started = time.perf_counter()
         # The WER canary (6 example clips, ~3 s here) is a fixed cost per run, not per file: left out.
-        metrics = transcribe_library(source=str(library), out=str(work / "out"), canary="off")
+        metrics = transcribe_library(source=str(library), out=str(work / "out"), canary="off",
+                                     pack_short_clips=row.endswith("--packing"))
         wall = time.perf_counter() - started
         rows = ds.dataset(work / "out" / "manifest", partitioning="hive").to_table(columns=["source", "text"])
         by_source = {r["source"]: r["text"] or "" for r in rows.to_pylist()}
@@ -248,6 +215,9 @@ def asr_table(name: str, references: dict[str, str], library: Path, tmp: Path, a
         lines.append(f"| {r['row']} | {r['wall_s']:.1f} | {r['speed']:.1f} | {r['speed'] / loop['speed']:.2f} | "
                      f"{r['wer']:.3f} | {r['peak_rss_mib']:.0f} |")
     ours = next((r for r in results if r["row"] == "transcribe-all"), None)
+    peer = next((r for r in results if r["row"] == "BatchedInferencePipeline"), None)
+    if ours and peer:
+        lines += ["", f"transcribe-all ÷ BatchedInferencePipeline (batch {BATCH}): {ours['speed'] / peer['speed']:.2f}×."]
     if ours:
         stages = (f"transcribe-all stage seconds: scan {ours['scan_s']:.2f}, model waiting on decode "
                   f"{ours['decode_wait_s']:.2f}, inference {ours['inference_s']:.1f}, write {ours['write_s']:.2f}"
@@ -319,9 +289,12 @@ def chart(path: Path, short: list[dict[str, Any]], long: list[dict[str, Any]], s
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small libraries and sizes: a smoke run")
-    parser.add_argument("--short-copies", type=int, default=2, help="× 40 short clips")
-    parser.add_argument("--long-files", type=int, default=3)
-    parser.add_argument("--long-sentences", type=int, default=80, help="sentences per long file (~3.3 s each)")
+    parser.add_argument("--short", type=int, default=80, help="synthetic clips of 2-10 s (+ 2 real recordings)")
+    parser.add_argument("--long-minutes", default="3,10,20", help="one long file per entry, minutes")
+    parser.add_argument("--material", type=Path, default=Path(tempfile.gettempdir()) / "transcribe-all-bench-speech",
+                        help="where the libraries are built (reused when they match)")
+    parser.add_argument("--festival-cache", type=Path, default=Path(tempfile.gettempdir()) / "transcribe-all-festival",
+                        help="synthesised sentences, shared by every library")
     parser.add_argument("--sizes", default="1000,10000,100000", help="scan and manifest sizes")
     parser.add_argument("--rows", default=",".join(ROWS), help="which ASR rows, comma-separated")
     parser.add_argument("--skip", default="", help="parts to skip: short,long,scan,writer")
@@ -336,7 +309,8 @@ def main() -> int:
     if args.row:
         return _child(args)
     if args.quick:
-        args.short_copies, args.long_files, args.long_sentences, args.sizes = 1, 1, 40, "1000,10000"
+        args.short, args.long_minutes, args.sizes = 12, "1.5", "1000,10000"
+        args.material = args.material.with_name(args.material.name + "-quick")
     rows = tuple(r.strip() for r in args.rows.split(",") if r.strip())
     unknown = set(rows) - set(ROWS)
     if unknown:
@@ -355,14 +329,17 @@ def main() -> int:
             prefect_test_harness(server_startup_timeout=120):
         tmp = Path(tmp_name)
         api_url = str(PREFECT_API_URL.value())
+        minutes = [float(m) for m in args.long_minutes.split(",")]
+        libraries = build_libraries(args.material, args.short, minutes, args.festival_cache)
         if "short" not in skip:
-            references = build_short(tmp / "short", args.short_copies)
-            table, short = asr_table("Clips under 10 s (MP3)", references, tmp / "short", tmp, api_url, rows)
+            table, short = asr_table("Clips of 2-10 s (MP3; festival voices, 2 real recordings)",
+                                     libraries["short"], args.material / "short", tmp, api_url, rows)
             sections.append(table)
             print(table + "\n", flush=True)
         if "long" not in skip:
-            references = build_long(tmp / "long", args.long_files, args.long_sentences)
-            table, long = asr_table("Several-minute files (M4A)", references, tmp / "long", tmp, api_url, rows)
+            long_rows = tuple(r for r in rows if r in LONG_ROWS)
+            table, long = asr_table(f"Files of {args.long_minutes} min (M4A)", libraries["long"],
+                                    args.material / "long", tmp, api_url, long_rows)
             sections.append(table)
             print(table + "\n", flush=True)
         scan_table, scan = sub_bench("bench_scan.py", args.sizes, tmp) if "scan" not in skip else ("", [])

@@ -23,7 +23,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks.engines import load_transcriber
 from tasks.engines.base import EngineError, Transcriber
 from tasks.media.pieces import LongAudio, transcribe_in_pieces
-from tasks.media.prefetch import Batch, Decoded
+from tasks.media.prefetch import Batch, Decoded, decode_workers
 from tasks.output.layout import output_layout, transcript_stem
 from tasks.output.manifests import RunContext, write_part
 from tasks.output.metrics import ShardSummary, write_stage_times
@@ -32,6 +32,7 @@ from tasks.progress import report
 from tasks.quality.guarded import QualityOptions, transcribe_guarded
 from tasks.records import Clip, Failure, FileResult, MediaItem, StageTimes, Transcript
 from tasks.run_config import RunConfig, RunRef
+from transcribe_all.settings import worker_settings
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +136,10 @@ def transcribe_batch_task(
     """Transcribe one batch, ship its transcripts, then append it to the run's manifest as its own part."""
     engine = config.engine_config()
     transcriber = load_transcriber(engine)  # cached: loaded once per worker process
+    # engine_config records the decode pool next to the engine's batch size: both follow the hardware
+    settings = transcriber.settings() | {"decode_workers": str(decode_workers(worker_settings().decode_workers))}
     ctx = RunContext(run.run_id, transcriber.engine, transcriber.model, run.config_hash,
-                     tuple(sorted(transcriber.settings().items())), config.base_url)
+                     tuple(sorted(settings.items())), config.base_url)
     run_id = run.run_id
     layout = output_layout(config.out)
     out_dir = layout.write_root()

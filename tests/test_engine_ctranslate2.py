@@ -43,20 +43,25 @@ def spoken(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Clip], list[s
     return clips, list(references.values())
 
 
-def test_packing_costs_no_accuracy_against_plain_fp32_greedy(spoken: tuple[list[Clip], list[str]]) -> None:
-    """The default must be no worse than faster-whisper's own float32 greedy decoding, file by file."""
+def test_batched_default_is_plain_fp32_greedy_text_for_clips(spoken: tuple[list[Clip], list[str]]) -> None:
+    """A clip up to 30 s is decoded as faster-whisper's own float32 greedy decoder does it alone:
+    same text; packing (opt-in) must be no worse in WER."""
     from faster_whisper import WhisperModel
 
     clips, refs = spoken
     plain = WhisperModel(resolve_model(EngineConfig()), device="cpu", compute_type="float32")
-    baseline = [" ".join(s.text for s in plain.transcribe(c.samples, beam_size=1, language="en")[0]) for c in clips]
-    packed = load_transcriber(EngineConfig()).transcribe(clips)
+    baseline = [" ".join(s.text.strip() for s in plain.transcribe(c.samples, beam_size=1, language="en", temperature=0.0,
+                                                                     condition_on_previous_text=False)[0])
+                for c in clips]
+    batched = load_transcriber(EngineConfig()).transcribe(clips)
+    assert [t.text for t in batched] == baseline
+    packed = load_transcriber(EngineConfig(pack_short_clips=True)).transcribe(clips)
     assert word_error_rate(refs, [t.text for t in packed]) <= word_error_rate(refs, baseline)
 
 
 def test_packed_clips_keep_their_own_words(clips: list[Clip], references: dict[str, str]) -> None:
-    """No cross-clip leakage: each clip's text is closest to its own reference."""
-    transcripts = load_transcriber(EngineConfig()).transcribe(clips)
+    """No cross-clip leakage with packing on: each clip's text is closest to its own reference."""
+    transcripts = load_transcriber(EngineConfig(pack_short_clips=True)).transcribe(clips)
     for clip, transcript in zip(clips, transcripts, strict=True):
         own = word_error_rate([references[clip.key]], [transcript.text])
         others = [word_error_rate([references[o.key]], [transcript.text]) for o in clips if o is not clip]
@@ -112,8 +117,10 @@ def test_long_file_is_decoded_batched_with_every_utterance_once(
     counts = [sum(start - 0.5 <= t <= end + 0.5 for t in heard) for start, end, _ in utterances]
     assert all(0.6 * n <= c <= 1.4 * n for c, (_, _, n) in zip(counts, utterances, strict=True)), counts
     assert heard == sorted(heard) and sum(counts) == len(heard)
-    assert all(s.end - s.start <= 6.0 + 1e-6 for s in got.segments)
+    assert all(s.end - s.start <= 6.0 + 1e-6 for s in got.segments)  # cues from the words: caption-sized
     assert got.segments[-1].end <= clip.duration_s + 0.01
+    (plain,) = load_transcriber(EngineConfig()).transcribe([clip])
+    assert plain.text == got.text and not plain.words  # word times only when asked; same text
     (sequential,) = load_transcriber(EngineConfig(extra=(("long_form", "sequential"),))).transcribe([clip])
     assert "decode" not in sequential.info
     assert word_error_rate([reference], [got.text]) <= word_error_rate([reference], [sequential.text]) + 0.05
@@ -133,3 +140,35 @@ def test_captions_keep_every_word_once_and_break_at_sentences_pauses_and_length(
     assert [c.text for c in cues] == ["Hello there.", "New", "pause w0 w1 w2 w3 w4 w5", "w6 w7 w8 w9"]
     assert " ".join(c.text for c in cues).split() == [w.word.strip() for w in words]
     assert all(c.end - c.start <= 6.0 for c in cues)
+
+
+def test_cuda_batch_size_comes_from_the_model_geometry_and_free_memory() -> None:
+    """Read from model.bin's headers (tiny.en: d_model 384, 4 decoder layers, 6 heads), then sized as the
+    transformers engine sizes its batches: more free memory, more windows, capped."""
+    from tasks.engines.hardware import auto_batch_size, ct2_whisper_geometry, window_bytes
+
+    geometry = ct2_whisper_geometry(str(Path(resolve_model(EngineConfig())) / "model.bin"))
+    assert geometry == (384, 4, 6)
+    per_window = window_bytes(*geometry, 2, 1, eager=False)
+    assert auto_batch_size(2 * 2**30, per_window) > auto_batch_size(2**30, per_window) > 8
+    assert auto_batch_size(80 * 2**30, per_window) == 64
+
+
+def test_packing_and_word_times_are_opt_in() -> None:
+    from tasks.run_config import RunConfig
+
+    assert not EngineConfig().pack_short_clips and not EngineConfig().word_timestamps
+    default = RunConfig(source=".", out="out").engine_config()
+    assert not default.pack_short_clips and not default.word_timestamps
+
+
+def test_window_times_map_back_across_cut_pauses_and_sentences_share_the_time() -> None:
+    from tasks.engines.ct2_batch import Window, _sentence_cues
+    from tasks.records import Segment
+
+    window = Window(0, ((10.0, 14.0), (20.0, 25.0)), np.zeros(9 * SAMPLE_RATE, np.float32), timestamps=False)
+    assert [window.clip_time(t) for t in (0.0, 3.5, 4.0, 8.9, 9.5)] == [10.0, 13.5, 20.0, 24.9, 25.0]
+    assert window.clip_time(4.0, is_end=True) == 14.0  # an end at the join stays in the piece before
+    assert window.clip_span(3.6, 4.2) == (13.6, 14.0) and window.clip_span(3.9, 4.5) == (20.0, 20.5)  # by midpoint
+    cues = _sentence_cues([(Segment(0.0, 9.0, "One two. Three four five six."), ())], 9.0)
+    assert [(c.text, c.start, c.end) for c, _ in cues] == [("One two.", 0.0, 2.571), ("Three four five six.", 2.571, 9.0)]

@@ -180,7 +180,7 @@ def test_options_come_from_the_engine_config() -> None:
 
 @pytest.mark.slow
 def test_safer_twin_shares_the_model_and_decodes_one_clip_per_window() -> None:
-    engine = load_transcriber(EngineConfig())
+    engine = load_transcriber(EngineConfig(pack_short_clips=True))
     twin = engine.safer()  # type: ignore[attr-defined]
     assert twin._whisper is engine._whisper  # type: ignore[attr-defined]
     assert (twin.config.pack_short_clips, twin.config.beam_size) == (False, 5)

@@ -33,7 +33,8 @@ class EngineConfig:
     beam_size: int = 1
     language: str | None = None
     word_timestamps: bool = False
-    pack_short_clips: bool = True  # several short clips share one 30 s window
+    # opt-in: short clips share 30 s windows (faster on CPU, but a clip's text then depends on its neighbours)
+    pack_short_clips: bool = False
     batch_size: int = 0  # 0: the engine picks (from free memory on a GPU)
     extra: tuple[tuple[str, str], ...] = ()  # engine-specific knobs, as sorted pairs
 
@@ -49,9 +50,6 @@ class EngineConfig:
 
     def with_model(self, model: str) -> EngineConfig:
         return replace(self, model=model)
-
-    def option(self, key: str, default: str) -> str:
-        return dict(self.extra).get(key, default)
 
     def output_fields(self) -> dict[str, object]:
         """The fields that change the transcript (not device placement or batch size)."""

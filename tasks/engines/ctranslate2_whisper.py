@@ -3,10 +3,11 @@
 Defaults are chosen for accuracy first: float32 on CPU (int8 cost words on real
 speech), float16 on CUDA, greedy decoding at temperature 0 (deterministic), no
 conditioning on previous text (the usual cause of repetition loops in batch use).
-Short clips are packed into shared 30 s windows (see `packing.py`); files longer than
-one window are cut at pauses by voice-activity detection and their windows decoded as
-one batch (faster-whisper's `BatchedInferencePipeline`), with caption cues rebuilt
-from word timestamps (see `words.py`).
+A file's text does not depend on the files it is transcribed with: every file keeps its
+own window(s) and the windows of all files in a batch are encoded and decoded together
+(`ct2_batch.py`). Packing short clips into shared windows (`packing.py`) is opt-in
+(`pack_short_clips`): faster on CPU, but a packed clip's text depends on its neighbours.
+Its own options are typed in `options.py` (`CTranslate2Options`); the rest are `RunConfig` fields.
 """
 
 from __future__ import annotations
@@ -18,38 +19,29 @@ from dataclasses import replace
 from typing import Any
 
 from tasks.engines.base import EngineConfig, EngineError
+from tasks.engines.ct2_batch import WINDOW_S as WINDOW_S_BATCH
+from tasks.engines.ct2_batch import BatchDecoder, Decoding
 from tasks.engines.options import CTranslate2Options, engine_options
 from tasks.engines.packing import build_pack, plan_packs, split_pack
-from tasks.engines.words import caption_segments, transcript_of
+from tasks.engines.words import transcript_of
 from tasks.records import Clip, Segment, Transcript, Word
 
 log = logging.getLogger(__name__)
 
-# Packed audio stays inside one 30 s window, with margin for the timestamps. Measured
-# with tiny.en, greedy, on 40 Harvard sentences spoken by espeak-ng in 4 voices
-# (bench_pipeline_vs_loop.py, now bench/bench_throughput.py): one clip per window WER 0.403; packed into 28 s
-# windows 0.229, 20 s 0.244, 14 s 0.254 — a clip alone is the worst case for Whisper.
-WINDOW_S = 28.0
-GAP_S = 1.0  # silence between packed clips
-PACK_MAX_CLIP_S = 20.0  # longer clips gain little from packing: transcribe them alone
-PACK_ROUNDS = 2  # clips of a window that split unclearly are packed once more, then decoded alone
+
+# Opt-in packing (`packing.py`): clips up to PACK_MAX_CLIP_S share 28 s windows with 1 s of
+# silence between them; a clip whose window split unclearly is packed once more, then decoded alone.
+WINDOW_S, GAP_S, PACK_MAX_CLIP_S, PACK_ROUNDS = 28.0, 1.0, 20.0, 2
 # The retry of a file the quality guards flagged (see `safer`): beam search, and a window
-# whose text compresses > 2.4× or scores < -1 avg log-prob is decoded again at the next
-# temperature. Whisper's full schedule (0.0 to 1.0 by 0.2, best of 5) cost 6-13× the
+# whose text compresses > 2.4x or scores < -1 avg log-prob is decoded again at the next
+# temperature. Whisper's full schedule (0.0 to 1.0 by 0.2, best of 5) cost 6-13x the
 # default decode on a clip of truly repeated speech (every step fails the ratio check);
-# three steps, best of 2, cost ~3.5× (tiny.en, 14 s clip, 2 CPU threads).
+# three steps, best of 2, cost ~3.5x (tiny.en, 14 s clip, 2 CPU threads).
 SAFER_TEMPERATURES = (0.0, 0.4, 0.8)
 SAFER_BEST_OF = 2
 SAFER_BEAM_SIZE = 5
-# Long files: windows of one file decoded together. Measured on three ~2 min files of
-# espeak-ng speech (tiny.en, float32, greedy, 2 CPU cores, quiet machine): the per-file
-# loop 13.9 s, WER 0.179; batched 8 windows 9.5 s, WER 0.184. Letting the batched decoder
-# emit timestamps cost 2 WER points, so cues come from word timestamps instead: +33 % decode
-# time (10.1 → 13.4 s on the same files). The batched pipeline runs its own Silero pass to cut
-# windows, after the guards' VAD (tasks/quality/guarded.py) already ran: ~3 % of the decode, left as is.
-LONG_FORM_MIN_S = 30.0  # longer than one window
-CPU_BATCH = 8
-CUDA_BATCH = 16
+CPU_BATCH = 8  # on 2 cores the gain is the decoder's (one step for all rows), and it levels off by 8
+CUDA_BATCH = 16  # when free memory cannot be read
 
 
 class CTranslate2Whisper:
@@ -58,7 +50,7 @@ class CTranslate2Whisper:
     def __init__(self, config: EngineConfig, model: str, cpu_threads: int = 0) -> None:
         try:
             import ctranslate2
-            from faster_whisper import BatchedInferencePipeline, WhisperModel
+            from faster_whisper import WhisperModel
         except ImportError as error:  # pragma: no cover - faster-whisper is a base dependency
             raise EngineError("the ctranslate2 engine requires the faster-whisper package") from error
         self.config = config
@@ -79,21 +71,42 @@ class CTranslate2Whisper:
         self.language = config.language or (None if self._whisper.model.is_multilingual else "en")
         self.temperatures: tuple[float, ...] = (0.0,)
         self.long_form = engine_options(config, CTranslate2Options).long_form
-        self.batch_size = config.batch_size or (CUDA_BATCH if self.device == "cuda" else CPU_BATCH)
-        self._batched = BatchedInferencePipeline(self._whisper)
-        log.info("ctranslate2 whisper %s on %s (%s, long files %s, batch %d)", model, self.device,
-                 self.compute_type, self.long_form, self.batch_size)
+        self.batch_size = config.batch_size or (self._cuda_batch(model) if self.device == "cuda" else CPU_BATCH)
+        self._batch = BatchDecoder(self._whisper, self.language, self.batch_size)
+        log.info("ctranslate2 whisper %s on %s (%s, long files %s, batch %d, packing %s)", model, self.device,
+                 self.compute_type, self.long_form, self.batch_size, "on" if config.pack_short_clips else "off")
+
+    def _cuda_batch(self, model: str) -> int:
+        """Windows per batch that fit in 60 % of free GPU memory (`hardware.auto_batch_size`), else CUDA_BATCH."""
+        from pathlib import Path
+
+        from tasks.engines.hardware import (
+            auto_batch_size,
+            ct2_whisper_geometry,
+            free_cuda_bytes,
+            window_bytes,
+        )
+
+        free, weights = free_cuda_bytes(), Path(model) / "model.bin"
+        if free is None or not weights.is_file():
+            return CUDA_BATCH
+        d_model, layers, heads = ct2_whisper_geometry(str(weights))
+        per_window = window_bytes(d_model, layers, heads, 4 if self.compute_type == "float32" else 2,
+                                  self.config.beam_size, eager=False)
+        return auto_batch_size(free, per_window)
 
     def settings(self) -> dict[str, str]:
         settings = {"device": self.device, "compute_type": self.compute_type, "beam_size": str(self.config.beam_size),
-                    "long_form": self.long_form, "batch_size": str(self.batch_size)}
+                    "long_form": self.long_form, "batch_size": str(self.batch_size),
+                    "packing": "on" if self.config.pack_short_clips else "off"}
         if len(self.temperatures) > 1:
-            settings |= {"temperature": ",".join(map(str, self.temperatures)), "packing": "off"}
+            settings |= {"temperature": ",".join(map(str, self.temperatures)), "decode": "sequential"}
         return settings
 
     def safer(self) -> CTranslate2Whisper:
         """A twin for the quality retry, sharing the loaded model: beam search, temperature
-        fallback, one clip per window, still no conditioning on previous text."""
+        fallback, one file at a time (faster-whisper's sequential decoder), still no conditioning
+        on previous text."""
         twin = copy.copy(self)
         twin.config = replace(self.config, pack_short_clips=False, beam_size=max(SAFER_BEAM_SIZE, self.config.beam_size))
         twin.temperatures = SAFER_TEMPERATURES
@@ -102,13 +115,31 @@ class CTranslate2Whisper:
 
     def transcribe(self, clips: Sequence[Clip]) -> list[Transcript]:
         results: list[Transcript | None] = [None] * len(clips)
-        pending = [i for i, c in enumerate(clips) if self.config.pack_short_clips and c.duration_s <= PACK_MAX_CLIP_S]
+        if self.config.pack_short_clips and len(self.temperatures) == 1:
+            self._transcribe_packed(clips, results)
+        rest = [i for i, r in enumerate(results) if r is None]
+        batched = [i for i in rest if self._batches(clips[i])]
+        decoding = Decoding(self.config.beam_size, self.config.word_timestamps)
+        for index, transcript in zip(batched, self._batch.transcribe([clips[i] for i in batched], decoding), strict=True):
+            results[index] = transcript
+        for index in sorted(set(rest) - set(batched)):
+            segments, language = self._decode(clips[index].samples, self.config.word_timestamps)
+            results[index] = _as_transcript(segments, language)
+        return [r for r in results if r is not None]
+
+    def _batches(self, clip: Clip) -> bool:
+        """The batched decoder has no temperature fallback (the safer twin); long files may opt out."""
+        return len(self.temperatures) == 1 and (self.long_form == "batched" or clip.duration_s <= WINDOW_S_BATCH)
+
+    def _transcribe_packed(self, clips: Sequence[Clip], results: list[Transcript | None]) -> None:
+        """Opt-in: short clips share windows; a clip that splits unclearly is left for the batch."""
+        pending = [i for i, c in enumerate(clips) if c.duration_s <= PACK_MAX_CLIP_S]
         for _ in range(PACK_ROUNDS):  # a clip whose window split unclearly gets one more, with other neighbours
             unclear: list[int] = []
             for members in plan_packs([clips[i].duration_s for i in pending], WINDOW_S, GAP_S):
                 indices = [pending[m] for m in members]
                 if len(indices) == 1:
-                    continue  # alone in its window: decoded alone below
+                    continue  # alone in its window: decoded alone
                 pack = build_pack([c.samples for c in clips], indices, GAP_S)
                 segments, language = self._decode(pack.samples, word_timestamps=True)
                 split = split_pack(pack, segments, GAP_S, language) or [None] * len(indices)
@@ -118,40 +149,6 @@ class CTranslate2Whisper:
             if unclear:
                 log.info("%d packed clips split unclearly: packed again or decoded alone", len(unclear))
             pending = unclear
-        for index, clip in enumerate(clips):
-            if results[index] is not None:
-                continue
-            if self.long_form == "batched" and clip.duration_s > LONG_FORM_MIN_S:
-                results[index] = self._decode_long(clip.samples)
-            else:
-                segments, language = self._decode(clip.samples, self.config.word_timestamps)
-                results[index] = _as_transcript(segments, language)
-        return [r for r in results if r is not None]
-
-    def _decode_long(self, samples: Any) -> Transcript:
-        """One file's windows as one batch; cues rebuilt from the words (see `words.py`)."""
-        chunks, info = self._batched.transcribe(
-            samples,
-            language=self.language,
-            beam_size=self.config.beam_size,
-            temperature=self.temperatures[0],
-            condition_on_previous_text=False,
-            word_timestamps=True,
-            batch_size=self.batch_size,
-        )
-        chunks = list(chunks)
-        words = tuple(Word(_sec(w.start), _sec(w.end), w.word, round(float(w.probability), 4))
-                      for c in chunks for w in c.words or ())
-        segments = caption_segments(words) if words else tuple(
-            Segment(_sec(c.start), _sec(c.end), c.text.strip()) for c in chunks if c.text.strip()
-        )
-        return Transcript(
-            text=" ".join(c.text.strip() for c in chunks if c.text.strip()),
-            segments=segments,
-            words=words if self.config.word_timestamps else (),
-            language=info.language,
-            info={"decode": "batched"},
-        )
 
     def _decode(self, samples: Any, word_timestamps: bool) -> tuple[list[tuple[Segment, tuple[Word, ...]]], str]:
         segments, info = self._whisper.transcribe(

@@ -6,6 +6,8 @@ is imported inside the functions that need it (flash-attn is only ever imported)
 
 from __future__ import annotations
 
+from typing import Any
+
 from tasks.engines.base import EngineConfig, EngineError
 
 MAX_BATCH = 64
@@ -69,3 +71,59 @@ def window_bytes(
     encoder = 16 * frames * d_model * dtype_bytes
     scores = heads * frames * frames * dtype_bytes if eager else 0
     return cross_kv + encoder + scores
+
+
+def free_cuda_bytes() -> int | None:
+    """Free memory on CUDA device 0: from torch if it imports, else nvidia-smi; None if neither answers.
+
+    The CTranslate2 engine has no memory query of its own, and torch is an optional extra.
+    """
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return int(torch.cuda.mem_get_info()[0])
+    except ImportError:
+        pass
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi") is None:
+        return None
+    done = subprocess.run(["nvidia-smi", "--query-gpu=memory.free", "--format=csv,noheader,nounits", "-i", "0"],
+                          capture_output=True, text=True, check=False)
+    try:
+        return int(float(done.stdout.strip().splitlines()[0]) * 2**20)
+    except (ValueError, IndexError):
+        return None
+
+
+def ct2_whisper_geometry(model_bin: str) -> tuple[int, int, int]:
+    """(d_model, decoder layers, decoder heads) of a CTranslate2 Whisper `model.bin`, read from its
+    variable headers only (the weights are skipped, so a 3 GB file costs a few hundred seeks)."""
+    import re
+    import struct
+
+    def u32(handle: Any) -> int:
+        return int(struct.unpack("<I", handle.read(4))[0])
+
+    def string(handle: Any) -> str:
+        return str(handle.read(struct.unpack("<H", handle.read(2))[0]).rstrip(b"\0").decode())
+
+    d_model, layers, heads = 0, set(), 0
+    with open(model_bin, "rb") as handle:
+        u32(handle), string(handle), u32(handle)  # version, spec name, revision
+        for _ in range(u32(handle)):
+            name = string(handle)
+            shape = [u32(handle) for _ in range(handle.read(1)[0])]
+            handle.read(1)  # dtype id
+            size = u32(handle)
+            if name == "decoder/num_heads":
+                heads = int.from_bytes(handle.read(size), "little")
+                continue
+            handle.seek(size, 1)
+            if name == "encoder/conv1/weight":
+                d_model = shape[0]
+            if match := re.match(r"decoder/layer_(\d+)/", name):
+                layers.add(int(match.group(1)))
+    return d_model, len(layers), heads

@@ -35,7 +35,9 @@ class CommonOptions:
 
 @dataclass(frozen=True)
 class CTranslate2Options(CommonOptions):
-    long_form: Literal["batched", "sequential"] = "batched"  # a long file's windows: one batch, or one by one
+    # Files over 30 s: "batched" cuts their speech into windows decoded together with every other file's
+    # windows (ct2_batch.py); "sequential" is faster-whisper's own one-window-at-a-time decoder.
+    long_form: Literal["batched", "sequential"] = "batched"
 
 
 @dataclass(frozen=True)

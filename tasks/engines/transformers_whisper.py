@@ -5,8 +5,9 @@ through `pipeline()`, so one `generate` call decodes a whole batch of 30 s windo
 drawn from many files, with attention masks. Windows are sorted by length before
 batching so rows of a batch finish near the same step. Files longer than 30 s are
 cut into overlapping windows and stitched by word times (`windows.py`). Packing short
-files into shared windows (`packing.py`, as the CTranslate2 engine does) is opt-in: it
-was 4-7x slower here than batching them unpacked.
+files into shared windows (`packing.py`, opt-in in the CTranslate2 engine too) needs
+`pack_short_clips` and `pack=on`: it was 4-7x slower here than batching them unpacked, and
+a packed clip's text depends on its neighbours; unpacked, it does not (`test_neighbours.py`).
 
 Word times come from transformers' cross-attention alignment, which switches the
 model to eager attention for that call; the chosen attention is put back after it.

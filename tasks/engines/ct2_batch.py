@@ -1,0 +1,293 @@
+"""Many files' windows through CTranslate2 Whisper as one batch, each window on its own.
+
+Why not packing: clips packed into one 30 s window are heard together, so one clip's
+text depends on which clips share its window (measured: "an ill disposed young man"
+became "an old-sposed young man" with other neighbours). Here every file keeps its own
+window(s): a clip up to 30 s is one window; a longer file's speech (Silero VAD, as
+faster-whisper's `BatchedInferencePipeline` finds it: pauses over 160 ms dropped, 0.4 s of
+padding kept) is joined into windows of at most 30 s, and times are mapped back afterwards.
+Windows of all files are sorted by length and encoded and decoded together in batches
+(CTranslate2's `encode` / `generate`), as `BatchedInferencePipeline` does within one file.
+Nothing carries from one window to the next, so a window's tokens are the same whatever
+shares its batch (CTranslate2 computes each row of a batch on its own; the test compares
+tokens alone and in three mixes).
+
+Short clips still pay a full 30 s encoder window each: that is the price of independence.
+The gain is the decoder: one step for the whole batch instead of one per file.
+
+A clip up to 30 s is decoded with Whisper's timestamp tokens, as faster-whisper's
+sequential decoder does (same tokens as the plain loop), and its segments are the cues.
+A long file's windows are decoded as text only, as `BatchedInferencePipeline` does: on the
+suite's long files timestamp tokens cost WER (0.108 against 0.077 on a 3 min file), so
+cues are sentences timed by their share of the window's speech, or from the words when
+word times are asked for. Word times (cross-attention alignment, +33 % on CPU) only on
+request, and then one window at a time, since faster-whisper's aligner carries state
+across a batch.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tasks.engines.captions import caption_segments
+from tasks.engines.windows import batches
+from tasks.records import SAMPLE_RATE, Clip, Segment, Transcript, Word
+
+WINDOW_S = 30.0
+MAX_INITIAL_TIMESTAMP_S = 1.0  # faster-whisper's default for the first timestamp of a window
+PUNCTUATION = ("\"'“¿([{-", "\"'.。,，!！?？:：”)]}、")  # faster-whisper's word-merging defaults
+
+
+Decoded = tuple[list[tuple[Segment, tuple[Word, ...]]], str | None]  # a window's segments and language
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """At most 30 s of one clip: which clip, and the stretches of the clip (start, end seconds on its
+    clock) that were joined end to end to make `samples`."""
+
+    clip: int
+    pieces: tuple[tuple[float, float], ...]
+    samples: npt.NDArray[np.float32]
+    timestamps: bool = True  # decode Whisper's timestamp tokens (a whole clip), or text only (a long file)
+
+    def clip_time(self, t: float, is_end: bool = False) -> float:
+        """A time on the window's clock, on the clip's; an end time at a join stays in the piece before."""
+        position = 0.0
+        for start, end in self.pieces:
+            length = end - start
+            if t < position + length or (is_end and t <= position + length):
+                return round(start + max(t - position, 0.0), 3)
+            position += length
+        return round(self.pieces[-1][1], 3)
+
+    def clip_span(self, start: float, end: float) -> tuple[float, float]:
+        """A word's times on the clip's clock, both in the piece that holds its midpoint (as faster-whisper
+        restores them), so a word at a join does not stretch over the pause that was cut out."""
+        middle, position = (start + end) / 2, 0.0
+        for first, last in self.pieces:
+            if middle < position + last - first or (first, last) == self.pieces[-1]:
+                a = min(max(first + start - position, first), last)
+                return round(a, 3), round(min(max(first + end - position, a), last), 3)
+            position += last - first
+        raise AssertionError("unreachable: the last piece takes every time")
+
+
+@dataclass(frozen=True, slots=True)
+class Decoding:
+    """What changes the tokens: beam size and whether word times are aligned."""
+
+    beam_size: int = 1
+    word_timestamps: bool = False
+
+
+def plan_windows(clips: Sequence[Clip]) -> list[Window]:
+    """Every clip's windows, in clip order: one for a clip up to 30 s, else its speech in windows of 30 s."""
+    windows: list[Window] = []
+    for index, clip in enumerate(clips):
+        if clip.duration_s <= WINDOW_S:
+            windows.append(Window(index, ((0.0, clip.duration_s),), clip.samples))
+        else:
+            windows += _speech_windows(index, clip.samples)
+    return windows
+
+
+def _speech_windows(index: int, samples: npt.NDArray[np.float32]) -> list[Window]:
+    """Speech spans joined greedily into windows of at most 30 s (faster-whisper's `collect_chunks`)."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    spans = get_speech_timestamps(samples, VadOptions(max_speech_duration_s=WINDOW_S, min_silence_duration_ms=160))
+    groups: list[list[tuple[int, int]]] = []
+    length = 0
+    for span in spans:
+        size = span["end"] - span["start"]
+        if not groups or length + size > WINDOW_S * SAMPLE_RATE:
+            groups.append([])
+            length = 0
+        groups[-1].append((span["start"], span["end"]))
+        length += size
+    return [Window(index, tuple((a / SAMPLE_RATE, b / SAMPLE_RATE) for a, b in group),
+                   np.concatenate([samples[a:b] for a, b in group]), timestamps=False) for group in groups]
+
+
+class BatchDecoder:
+    """Greedy (or beam) decoding of windows in batches on a loaded faster-whisper `WhisperModel`."""
+
+    def __init__(self, whisper: Any, language: str | None, batch_size: int) -> None:
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        self._whisper, self.batch_size = whisper, batch_size
+        # language None (a multilingual model, no language given): detected per window, as
+        # `BatchedInferencePipeline(multilingual=True)` does; a file gets its first window's
+        self._detect = language is None
+        self._tokenizer = Tokenizer(whisper.hf_tokenizer, whisper.model.is_multilingual, task="transcribe",
+                                    language=language or "en")
+        self._prompts = {ts: whisper.get_prompt(self._tokenizer, [], without_timestamps=not ts) for ts in (True, False)}
+        self._suppress = get_suppressed_tokens(self._tokenizer, [-1])
+
+    def transcribe(self, clips: Sequence[Clip], decoding: Decoding) -> list[Transcript]:
+        windows = plan_windows(clips)
+        decoded = self.decode(windows, decoding)
+        pieces: list[list[tuple[Segment, tuple[Word, ...]]]] = [[] for _ in clips]
+        languages: list[str | None] = [None] * len(clips)
+        for window, (segments, language) in zip(windows, decoded, strict=True):
+            restored = [_restored(s, w, window) for s, w in segments]
+            # a long file's cues from its words, once they are on the clip's clock (a cue never spans a cut pause)
+            pieces[window.clip] += restored if window.timestamps or not decoding.word_timestamps else _word_cues(restored)
+            languages[window.clip] = languages[window.clip] or language
+        return [_transcript(p, decoding.word_timestamps, clip.duration_s, language)
+                for p, clip, language in zip(pieces, clips, languages, strict=True)]
+
+    def decode(self, windows: Sequence[Window], decoding: Decoding) -> list[Decoded]:
+        """Each window's segments (and words if asked) on the window's clock and its language, in order."""
+        out: list[Decoded] = [([], None) for _ in windows]
+        for rows in self._batches(windows):
+            for index, segments in zip(rows, self._decode_batch([windows[i] for i in rows], decoding), strict=True):
+                out[index] = segments
+        return out
+
+    def _batches(self, windows: Sequence[Window]) -> list[list[int]]:
+        """Window indices in batches of one prompt kind (timestamps or not), longest first; empty ones skipped."""
+        grouped = []
+        for timestamps in (True, False):
+            kind = [i for i, w in enumerate(windows) if w.timestamps == timestamps and len(w.samples)]
+            grouped += [[kind[b] for b in batch] for batch in batches([len(windows[i].samples) for i in kind],
+                                                                       self.batch_size)]
+        return grouped
+
+    def tokens(self, windows: Sequence[Window], beam_size: int = 1) -> list[list[int]]:
+        """The raw token ids of each window (timestamps included), in the order given."""
+        out: list[list[int]] = [[] for _ in windows]
+        for batch in self._batches(windows):
+            chosen = [windows[i] for i in batch]
+            results, _ = self._generate(self._encode(chosen, to_cpu=False), chosen[0].timestamps, beam_size)
+            for index, result in zip(batch, results, strict=True):
+                out[index] = list(result.sequences_ids[0])
+        return out
+
+    def _decode_batch(self, windows: Sequence[Window], decoding: Decoding) -> list[Decoded]:
+        encoded = self._encode(windows, to_cpu=decoding.word_timestamps)
+        results, languages = self._generate(encoded, windows[0].timestamps, decoding.beam_size, len(windows))
+        whisper, tokenizer = self._whisper, self._tokenizer
+        decoded: list[Decoded] = []
+        for row, (window, result) in enumerate(zip(windows, results, strict=True)):
+            duration = len(window.samples) / SAMPLE_RATE
+            frames = round(duration * whisper.frames_per_second)
+            segments = [s for s in _split(whisper, tokenizer, list(result.sequences_ids[0]), frames, duration)
+                        if any(t < tokenizer.eot for t in s["tokens"])]
+            if decoding.word_timestamps and segments:
+                self._align(segments, encoded, row, frames)
+            parts = [_segment(tokenizer, s, duration) for s in segments]
+            text_only = not (window.timestamps or decoding.word_timestamps)
+            decoded.append((_sentence_cues(parts, duration) if text_only else parts, languages[row]))
+        return decoded
+
+    def _encode(self, windows: Sequence[Window], to_cpu: bool) -> Any:
+        from faster_whisper.audio import pad_or_trim
+
+        extract = self._whisper.feature_extractor
+        features = np.stack([pad_or_trim(extract(w.samples)[..., :-1]) for w in windows])
+        from faster_whisper.transcribe import get_ctranslate2_storage
+
+        return self._whisper.model.encode(get_ctranslate2_storage(features), to_cpu=to_cpu)
+
+    def _generate(self, encoded: Any, timestamps: bool, beam_size: int, rows: int = 0) -> tuple[list[Any], list[str]]:
+        """Each row's result and language; every row gets the same prompt but for its language token."""
+        whisper, tokenizer = self._whisper, self._tokenizer
+        rows = rows or int(encoded.shape[0])
+        prompts = [list(self._prompts[timestamps]) for _ in range(rows)]
+        languages = [tokenizer.language_code] * rows
+        if self._detect:
+            detected = [row[0][0] for row in whisper.model.detect_language(encoded)]  # e.g. "<|de|>"
+            position = prompts[0].index(tokenizer.language)
+            for prompt, token in zip(prompts, detected, strict=True):
+                prompt[position] = tokenizer.tokenizer.token_to_id(token)
+            languages = [token.strip("<|>") for token in detected]
+        results = whisper.model.generate(
+            encoded, prompts, beam_size=beam_size, max_length=whisper.max_length,
+            suppress_blank=True, suppress_tokens=self._suppress,
+            max_initial_timestamp_index=round(MAX_INITIAL_TIMESTAMP_S / whisper.time_precision),
+        )
+        return list(results), languages
+
+    def _align(self, segments: list[dict[str, Any]], encoded: Any, row: int, frames: int) -> None:
+        """Word times for one window's segments, from its own row of the encoder output."""
+        import ctranslate2
+
+        own = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.asarray(encoded)[row : row + 1]))
+        self._whisper.add_word_timestamps([segments], self._tokenizer, own, [frames], *PUNCTUATION, 0.0)
+
+
+def _transcript(
+    pieces: list[tuple[Segment, tuple[Word, ...]]], words: bool, duration: float, language: str | None
+) -> Transcript:
+    segments = tuple(s for s, _ in pieces if s.text)
+    return Transcript(
+        text=" ".join(s.text for s in segments).strip(),
+        segments=segments,
+        words=tuple(w for _, ws in pieces for w in ws) if words else (),
+        language=language,
+        info={"decode": "batched"} if duration > WINDOW_S else {},
+    )
+
+
+def _word_cues(parts: list[tuple[Segment, tuple[Word, ...]]]) -> list[tuple[Segment, tuple[Word, ...]]]:
+    """Caption cues from a text-only window's aligned words (`captions.py`), each with its words."""
+    words = [w for _, ws in parts for w in ws]
+    cues: list[tuple[Segment, tuple[Word, ...]]] = []
+    for cue in caption_segments(words):  # consecutive groups: a cue ends with the word that ends it
+        count = next((n + 1 for n, w in enumerate(words) if w.end >= cue.end), len(words))
+        cues.append((cue, tuple(words[:count])))
+        words = words[count:]
+    return cues
+
+
+def _sentence_cues(parts: list[tuple[Segment, tuple[Word, ...]]], duration: float) -> list[tuple[Segment, tuple[Word, ...]]]:
+    """Cues for a window decoded as text only, without word times: each sentence timed by its share of
+    the window's characters. The window holds only speech (pauses were cut out), so characters track
+    time well enough for a cue; `--word-timestamps` gives exact ones."""
+    text = " ".join(s.text for s, _ in parts).strip()
+    sentences = [t for t in re.split(r"(?<=[.!?])\s+", text) if t]
+    total, done = sum(map(len, sentences)) or 1, 0
+    cues: list[tuple[Segment, tuple[Word, ...]]] = []
+    for sentence in sentences:
+        start = duration * done / total
+        done += len(sentence)
+        cues.append((Segment(_clamp(start, duration), _clamp(duration * done / total, duration), sentence), ()))
+    return cues
+
+
+def _split(whisper: Any, tokenizer: Any, tokens: list[int], frames: int, duration: float) -> list[dict[str, Any]]:
+    """faster-whisper's own cut of a window's tokens into timestamped segments (seek 0: window clock)."""
+    segments, _seek, _single = whisper._split_segments_by_timestamps(
+        tokenizer=tokenizer, tokens=tokens, time_offset=0.0, segment_size=frames, segment_duration=duration, seek=0,
+    )
+    return list(segments)
+
+
+def _segment(tokenizer: Any, raw: dict[str, Any], duration: float) -> tuple[Segment, tuple[Word, ...]]:
+    text = tokenizer.decode([t for t in raw["tokens"] if t < tokenizer.eot]).strip()
+    start, end = _clamp(raw["start"], duration), _clamp(raw["end"], duration)
+    words = tuple(Word(_clamp(w["start"], duration), _clamp(w["end"], duration), w["word"],
+                       round(float(w["probability"]), 4)) for w in raw.get("words", ()))
+    return Segment(start, max(start, end), text), words
+
+
+def _restored(segment: Segment, words: tuple[Word, ...], window: Window) -> tuple[Segment, tuple[Word, ...]]:
+    """Times on the clip's clock (identity for a window that is a whole clip)."""
+    if len(window.pieces) == 1 and window.pieces[0][0] == 0.0:
+        return segment, words
+    at = window.clip_time
+    return (Segment(at(segment.start), max(at(segment.start), at(segment.end, True)), segment.text),
+            tuple(Word(*window.clip_span(w.start, w.end), w.word, w.probability) for w in words))
+
+
+def _clamp(t: float, duration: float) -> float:
+    return round(min(max(float(t), 0.0), duration), 3)
