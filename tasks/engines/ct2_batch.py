@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from tasks.engines.captions import caption_segments
 from tasks.engines.windows import batches
+from tasks.engines.words import caption_groups, segment_of, transcript_of
 from tasks.records import SAMPLE_RATE, Clip, Segment, Transcript, Word
 
 WINDOW_S = 30.0
@@ -228,25 +228,13 @@ class BatchDecoder:
 def _transcript(
     pieces: list[tuple[Segment, tuple[Word, ...]]], words: bool, duration: float, language: str | None
 ) -> Transcript:
-    segments = tuple(s for s, _ in pieces if s.text)
-    return Transcript(
-        text=" ".join(s.text for s in segments).strip(),
-        segments=segments,
-        words=tuple(w for _, ws in pieces for w in ws) if words else (),
-        language=language,
-        info={"decode": "batched"} if duration > WINDOW_S else {},
-    )
+    info = {"decode": "batched"} if duration > WINDOW_S else {}
+    return transcript_of([(s, ws) for s, ws in pieces if s.text], language, keep_words=words, info=info)
 
 
 def _word_cues(parts: list[tuple[Segment, tuple[Word, ...]]]) -> list[tuple[Segment, tuple[Word, ...]]]:
-    """Caption cues from a text-only window's aligned words (`captions.py`), each with its words."""
-    words = [w for _, ws in parts for w in ws]
-    cues: list[tuple[Segment, tuple[Word, ...]]] = []
-    for cue in caption_segments(words):  # consecutive groups: a cue ends with the word that ends it
-        count = next((n + 1 for n, w in enumerate(words) if w.end >= cue.end), len(words))
-        cues.append((cue, tuple(words[:count])))
-        words = words[count:]
-    return cues
+    """Caption cues from a text-only window's aligned words (`words.py`), each with its words."""
+    return [(segment_of(group), tuple(group)) for group in caption_groups([w for _, ws in parts for w in ws])]
 
 
 def _sentence_cues(parts: list[tuple[Segment, tuple[Word, ...]]], duration: float) -> list[tuple[Segment, tuple[Word, ...]]]:
