@@ -98,7 +98,8 @@ def test_the_flow_keeps_index_site_and_history_current(
     transcribe_library(source=str(library), out=str(out), canary="off", site=True, base_url="https://h.example")
     hits = search_json(str(out), "QUICK")  # tiny.en hears "The quick round fox…"
     assert [h["source"] for h in hits] == ["meetings/standup.wav"]
-    assert hits[0]["transcript_url"] == "https://h.example/outputs/transcripts/meetings/standup.wav.json"
+    assert hits[0]["transcript_url"] == f"https://h.example/outputs/{hits[0]['transcript_path']}"
+    assert hits[0]["transcript_path"].startswith("transcripts/")  # by content x config (tasks/output/layout.py)
     page = (out / "site" / "files" / page_name("meetings/standup.wav")).read_text()
     media = re.search(r'<audio id="player"[^>]* src="([^"]+)"', page)
     assert media and (out / "site" / "files" / media[1]).resolve() == (library / "meetings" / "standup.wav").resolve()
