@@ -135,7 +135,8 @@ def report(rows: list[tuple[str, float, float, int]], seconds: float) -> str:
         cells = [f"{rtfx * scale:,.0f} → {rtfx * scale / per_core:.2f}" for scale in GPU_SCALE.values()]
         lines.append(f"| {engine} | " + " | ".join(cells) + " |")
     lines += ["", "## What a host sustains (decode cores = host cores - 1 for the model process)", "",
-              "| host | engine | GPU-bound audio h per h | decode-bound audio h per h | bound by |", "|---|---|---:|---:|---|"]
+              "| host | engine | GPU-bound audio h per h | decode-bound audio h per h | bound by |",
+              "|---|---|---:|---:|---|"]
     for host, (gpu, cores) in HOSTS.items():
         for engine, rtfx in ENGINES.items():
             gpu_rate = rtfx * GPU_SCALE[gpu]
@@ -145,7 +146,8 @@ def report(rows: list[tuple[str, float, float, int]], seconds: float) -> str:
     lines += ["", ("Notes. A vCPU is a hyper-thread: 2 vCPU ≈ 1 core of decoding. The model process also needs CPU for "
               "log-mel features and for the quality guards' Silero VAD, measured at ~500x real time on one core "
               "(3.8 CPU s for the suite's 33 min of long files): at Parakeet's ~1,000x on an A100 that is ~2 more "
-              "cores per GPU, as much as decoding needs. On CUDA the decode pool is `decode_workers` (all cores but one, at most 8) and the engine's batch "
+              "cores per GPU, as much as decoding needs. On CUDA the decode pool is `decode_workers` "
+              "(all cores but one, at most 8) and the engine's batch "
               "comes from free GPU memory; both are recorded in each manifest row's `engine_config`.")]
     return "\n".join(lines)
 

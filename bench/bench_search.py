@@ -52,8 +52,8 @@ def write_run(out: Path, run_id: str, first: int, files: int, segments: int, voc
             picks = rng.choice(len(vocab), size=(count, segments, 12), p=zipf)
             rows = []
             for i in range(count):
-                segs = [{"start": 3.0 * k, "end": 3.0 * k + 3, "text": " ".join(vocab[w] for w in picks[i, k]).capitalize()
-                         + "."} for k in range(segments)]
+                texts = [" ".join(vocab[w] for w in picks[i, k]).capitalize() + "." for k in range(segments)]
+                segs = [{"start": 3.0 * k, "end": 3.0 * k + 3, "text": text} for k, text in enumerate(texts)]
                 n = start + i
                 rows.append({"source": f"calls/{n // 1000:03d}/call-{n:06d}.wav", "size_bytes": 1, "mtime_ns": 1,
                              "content_sha256": f"{n:064x}", "duration_s": 3.0 * segments, "status": "ok",

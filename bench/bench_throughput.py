@@ -1,6 +1,7 @@
 """The throughput suite: this pipeline against what users would run instead, then scan and manifest writer.
 
-    python bench/bench_throughput.py            # 32 min on a shared 2-core CPU (+ ~10 min to build the speech once); writes bench/results/throughput_<machine>.*
+    python bench/bench_throughput.py            # 32 min on a shared 2-core CPU (+ ~10 min to build the speech
+                                                # once); writes bench/results/throughput_<machine>.*
     python bench/bench_throughput.py --quick    # small libraries, a smoke run of every row (~3 min)
 
 Same files, same weights (the bundled tiny.en), same decoding (float32 on CPU, greedy, temperature 0, no
@@ -217,7 +218,8 @@ def asr_table(name: str, references: dict[str, str], library: Path, tmp: Path, a
     ours = next((r for r in results if r["row"] == "transcribe-all"), None)
     peer = next((r for r in results if r["row"] == "BatchedInferencePipeline"), None)
     if ours and peer:
-        lines += ["", f"transcribe-all ÷ BatchedInferencePipeline (batch {BATCH}): {ours['speed'] / peer['speed']:.2f}×."]
+        ratio = ours["speed"] / peer["speed"]
+        lines += ["", f"transcribe-all ÷ BatchedInferencePipeline (batch {BATCH}): {ratio:.2f}×."]
     if ours:
         stages = (f"transcribe-all stage seconds: scan {ours['scan_s']:.2f}, model waiting on decode "
                   f"{ours['decode_wait_s']:.2f}, inference {ours['inference_s']:.1f}, write {ours['write_s']:.2f}"
@@ -247,7 +249,8 @@ def chart(path: Path, short: list[dict[str, Any]], long: list[dict[str, Any]], s
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
     ax = axes[0]
     width = 0.38
-    for offset, (label, results) in zip((-width / 2, width / 2), (("clips < 10 s", short), ("several-minute files", long)),
+    groups = (("clips < 10 s", short), ("several-minute files", long))
+    for offset, (label, results) in zip((-width / 2, width / 2), groups,
                                         strict=True):
         if not results:
             continue

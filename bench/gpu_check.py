@@ -13,8 +13,10 @@ RTFx = audio seconds / wall seconds (after one warm-up window), peak GPU memory
 (`torch.cuda.max_memory_allocated`), GPU utilisation sampled every 0.2 s while the row runs
 (pynvml if it imports, else nvidia-smi, else n/a). Random weights: cost, not accuracy (no WER).
 
-    python bench/gpu_check.py --out bench/results/gpu_check_h200.md      # meant for ≤ 8 min on one H100/H200 (not yet run on one)
-    python bench/gpu_check.py --smoke --out bench/results/gpu_check_smoke_cpu.md   # tiny geometry on CPU: ~1 min of CPU time
+    python bench/gpu_check.py --out bench/results/gpu_check_h200.md      # meant for ≤ 8 min on one H100/H200
+                                                                         # (not yet run on one)
+    python bench/gpu_check.py --smoke --out bench/results/gpu_check_smoke_cpu.md   # tiny geometry on CPU:
+                                                                                   # ~1 min of CPU time
 
 The vocabulary is 51,864 (English layout) for both geometries, 2 tokens fewer than large-v3's: the
 cost difference is nil. Windows are 30 s of noise (content does not matter with random weights).
@@ -252,7 +254,8 @@ def _batch_size(geometry: dict[str, int], dtype: Any, device: str, args: argpars
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny geometry on CPU: a check that the script runs")
-    parser.add_argument("--windows", type=int, default=32, help="30 s windows per row (32: ~5 min on an H100, estimated)")
+    parser.add_argument("--windows", type=int, default=32,
+                        help="30 s windows per row (32: ~5 min on an H100, estimated)")
     parser.add_argument("--tokens", type=int, default=64, help="tokens decoded per window (fixed)")
     parser.add_argument("--batch", type=int, default=0, help="batch size of the last row; 0: from free memory")
     parser.add_argument("--max-batch", type=int, default=64)

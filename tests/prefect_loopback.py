@@ -104,7 +104,9 @@ class LoopbackPrefect:
         """SIGKILL the worker and the flow run it executes: a machine lost mid-shard."""
         os.killpg(self.workers.pop(name).pid, signal.SIGKILL)
 
-    def run_deployment(self, name: str, params: dict[str, object], timeout_s: int = 600) -> subprocess.CompletedProcess[str]:
+    def run_deployment(
+        self, name: str, params: dict[str, object], timeout_s: int = 600
+    ) -> subprocess.CompletedProcess[str]:
         return self.prefect("deployment", "run", name, "--params", json.dumps(params), "--watch",
                             "--watch-timeout", str(timeout_s), timeout=timeout_s + 60)
 

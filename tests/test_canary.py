@@ -103,7 +103,8 @@ def test_a_canary_over_its_threshold_fails_the_run_after_writing_everything(
     library = labelled_set(tmp_path / "library")
     canary = labelled_set(tmp_path / "canary")
     out = tmp_path / "out"
-    state = transcribe_library(source=str(library), out=str(out), canary=str(canary), canary_threshold=0.0, return_state=True)
+    state = transcribe_library(source=str(library), out=str(out), canary=str(canary), canary_threshold=0.0,
+                               return_state=True)
     assert state.is_failed()
     with pytest.raises(RuntimeError, match=r"canary WER 0\.\d+ FAILED \(threshold 0\.000, 1 files\)"):
         state.result()

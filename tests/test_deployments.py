@@ -37,10 +37,12 @@ def test_prefect_deploy_all_registers_every_deployment(prefect_api: str) -> None
     env = {**os.environ, "PREFECT_API_URL": prefect_api, "PROJECT_DIR": str(ROOT)}
 
     def prefect(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(Path(sys.executable).parent / "prefect"), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180, check=False)
+        return subprocess.run([str(Path(sys.executable).parent / "prefect"), *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=180, check=False)
 
     pools = subprocess.run(["bash", "deployments/create-work-pools.sh"], cwd=ROOT, capture_output=True, text=True,
-                           env={**env, "PREFECT": str(Path(sys.executable).parent / "prefect")}, timeout=180, check=False)
+                           env={**env, "PREFECT": str(Path(sys.executable).parent / "prefect")}, timeout=180,
+                           check=False)
     assert pools.returncode == 0, pools.stdout[-3000:] + pools.stderr[-3000:]
     assert "ecs" in prefect("work-pool", "inspect", "transcribe-g6").stdout
     done = prefect("--no-prompt", "deploy", "--all")

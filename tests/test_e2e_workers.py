@@ -87,7 +87,8 @@ def test_two_parent_runs_into_one_dir_at_once_transcribe_each_file_once(
     settings = params(str(example_library), out, 2, 0.3)  # 0.3 s per audio second: the runs overlap
     nightly = [str(Path(sys.executable).parent / "prefect"), "deployment", "run", "transcribe-library/nightly",
                "--params", json.dumps(settings), "--watch", "--watch-timeout", "400"]
-    script = "import json, sys; from flows.transcribe_library import transcribe_library as run; run(**json.loads(sys.argv[1]))"
+    script = ("import json, sys; from flows.transcribe_library import transcribe_library as run; "
+              "run(**json.loads(sys.argv[1]))")
     manual = [sys.executable, "-c", script, json.dumps(settings)]
     parents = []
     for command, cwd in ((nightly, loopback.home), (manual, ROOT)):

@@ -50,9 +50,8 @@ def test_batched_default_is_plain_fp32_greedy_text_for_clips(spoken: tuple[list[
 
     clips, refs = spoken
     plain = WhisperModel(resolve_model(EngineConfig()), device="cpu", compute_type="float32")
-    baseline = [" ".join(s.text.strip() for s in plain.transcribe(c.samples, beam_size=1, language="en", temperature=0.0,
-                                                                     condition_on_previous_text=False)[0])
-                for c in clips]
+    options = {"beam_size": 1, "language": "en", "temperature": 0.0, "condition_on_previous_text": False}
+    baseline = [" ".join(s.text.strip() for s in plain.transcribe(c.samples, **options)[0]) for c in clips]
     batched = load_transcriber(EngineConfig()).transcribe(clips)
     assert [t.text for t in batched] == baseline
     packed = load_transcriber(EngineConfig(pack_short_clips=True)).transcribe(clips)
@@ -171,4 +170,5 @@ def test_window_times_map_back_across_cut_pauses_and_sentences_share_the_time() 
     assert window.clip_time(4.0, is_end=True) == 14.0  # an end at the join stays in the piece before
     assert window.clip_span(3.6, 4.2) == (13.6, 14.0) and window.clip_span(3.9, 4.5) == (20.0, 20.5)  # by midpoint
     cues = _sentence_cues([(Segment(0.0, 9.0, "One two. Three four five six."), ())], 9.0)
-    assert [(c.text, c.start, c.end) for c, _ in cues] == [("One two.", 0.0, 2.571), ("Three four five six.", 2.571, 9.0)]
+    expected = [("One two.", 0.0, 2.571), ("Three four five six.", 2.571, 9.0)]
+    assert [(c.text, c.start, c.end) for c, _ in cues] == expected

@@ -129,7 +129,8 @@ def test_oom_on_a_batch_halves_it_and_loses_nothing(tiny_nemo: Path, monkeypatch
     engine = _engine(tiny_nemo, batch_size=4, mode="full")
     clips = [_clip(f"c{i}", 1.0 + 0.5 * i, i) for i in range(5)]
     expected = [t.words for t in engine.transcribe(clips)]
-    sizes = _oom_when(engine, monkeypatch, lambda audio: len(audio) > 1, torch.cuda.OutOfMemoryError("CUDA out of memory"))
+    oom = torch.cuda.OutOfMemoryError("CUDA out of memory")
+    sizes = _oom_when(engine, monkeypatch, lambda audio: len(audio) > 1, oom)
     transcripts = engine.transcribe(clips)
     assert sizes[:3] == [4, 2, 1]
     assert [t.words for t in transcripts] == expected

@@ -36,7 +36,9 @@ def library(tmp_path: Path, example_library: Path) -> Path:
     return Path(shutil.copytree(example_library, tmp_path / "library"))
 
 
-def test_run_writes_manifest_transcripts_and_metrics_then_resumes(prefect_api: str, library: Path, tmp_path: Path) -> None:
+def test_run_writes_manifest_transcripts_and_metrics_then_resumes(
+    prefect_api: str, library: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     first = transcribe_library(source=str(library), out=str(out), shards=2)
     assert (first.files_ok, first.files_failed, first.files_skipped) == (6, 0, 0)

@@ -84,7 +84,9 @@ def test_forced_mode_and_fallback_order() -> None:
     left_s=st.floats(0, 10),
     right_s=st.floats(0, 10),
 )
-def test_chunk_plan_owns_every_sample_exactly_once(n_samples: int, chunk_s: float, left_s: float, right_s: float) -> None:
+def test_chunk_plan_owns_every_sample_exactly_once(
+    n_samples: int, chunk_s: float, left_s: float, right_s: float
+) -> None:
     policy = LongformPolicy(chunk_s=chunk_s, left_s=left_s, right_s=right_s)
     plan = plan_chunks(n_samples, policy, RATE)
     assert plan[0].keep_start == 0 and plan[-1].keep_end == n_samples

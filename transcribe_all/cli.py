@@ -157,7 +157,8 @@ def check_run_args(args: argparse.Namespace) -> Any:
     except (ConfigError, EngineError, CanarySetError) as error:
         raise UsageError(_as_flag(str(error))) from None
     if config.hardware_profile() not in BUILTIN_PROFILES and not external_prefect_api():
-        raise UsageError(f"--hardware: unknown profile {config.hardware!r}; choose one of {', '.join(BUILTIN_PROFILES)}")
+        choices = ", ".join(BUILTIN_PROFILES)
+        raise UsageError(f"--hardware: unknown profile {config.hardware!r}; choose one of {choices}")
     return config
 
 

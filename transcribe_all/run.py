@@ -37,7 +37,8 @@ def run_in_process(config: RunConfig) -> int:
             metrics = transcribe_library(**config.model_dump())
         except (EngineError, ValueError, OSError, RuntimeError) as error:
             show(None)
-            console.print(f"[red]transcribe-all: run failed:[/] {escape(str(error))}", soft_wrap=True)  # one line, unwrapped
+            # one line, unwrapped
+            console.print(f"[red]transcribe-all: run failed:[/] {escape(str(error))}", soft_wrap=True)
             return EXIT_RUN_FAILED
     Console().print(_summary(metrics, config.out))
     return EXIT_FILES_FAILED if metrics.files_failed else EXIT_OK

@@ -24,7 +24,9 @@ class WorkerSettings(BaseSettings):
 
     cache_dir: Path = Field(default_factory=_default_cache, description="Converted models and the CLI's Prefect state.")
     cpu_threads: int = Field(default=0, ge=0, description="Threads per engine on CPU; 0 = all cores.")
-    decode_workers: int = Field(default=0, ge=0, description="Decoder processes per worker; 0 = all cores but one (1 to 8).")
+    decode_workers: int = Field(
+        default=0, ge=0, description="Decoder processes per worker; 0 = all cores but one (1 to 8)."
+    )
     aws_credentials_block: str | None = Field(
         default=None,
         description="Name of a saved prefect-aws AwsCredentials block for s3:// sources and outputs;"

@@ -140,7 +140,8 @@ class BatchDecoder:
         for window, (segments, language) in zip(windows, decoded, strict=True):
             restored = [_restored(s, w, window) for s, w in segments]
             # a long file's cues from its words, once they are on the clip's clock (a cue never spans a cut pause)
-            pieces[window.clip] += restored if window.timestamps or not decoding.word_timestamps else _word_cues(restored)
+            timed = window.timestamps or not decoding.word_timestamps
+            pieces[window.clip] += restored if timed else _word_cues(restored)
             languages[window.clip] = languages[window.clip] or language
         return [_transcript(p, decoding.word_timestamps, clip.duration_s, language)
                 for p, clip, language in zip(pieces, clips, languages, strict=True)]
@@ -237,7 +238,9 @@ def _word_cues(parts: list[tuple[Segment, tuple[Word, ...]]]) -> list[tuple[Segm
     return [(segment_of(group), tuple(group)) for group in caption_groups([w for _, ws in parts for w in ws])]
 
 
-def _sentence_cues(parts: list[tuple[Segment, tuple[Word, ...]]], duration: float) -> list[tuple[Segment, tuple[Word, ...]]]:
+def _sentence_cues(
+    parts: list[tuple[Segment, tuple[Word, ...]]], duration: float
+) -> list[tuple[Segment, tuple[Word, ...]]]:
     """Cues for a window decoded as text only, without word times: each sentence timed by its share of
     the window's characters. The window holds only speech (pauses were cut out), so characters track
     time well enough for a cue; `--word-timestamps` gives exact ones."""

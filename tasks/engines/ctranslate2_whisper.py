@@ -108,7 +108,8 @@ class CTranslate2Whisper:
         fallback, one file at a time (faster-whisper's sequential decoder), still no conditioning
         on previous text."""
         twin = copy.copy(self)
-        twin.config = replace(self.config, pack_short_clips=False, beam_size=max(SAFER_BEAM_SIZE, self.config.beam_size))
+        beams = max(SAFER_BEAM_SIZE, self.config.beam_size)
+        twin.config = replace(self.config, pack_short_clips=False, beam_size=beams)
         twin.temperatures = SAFER_TEMPERATURES
         twin.long_form = "sequential"  # the batched decoder has no temperature fallback
         return twin
@@ -120,7 +121,8 @@ class CTranslate2Whisper:
         rest = [i for i, r in enumerate(results) if r is None]
         batched = [i for i in rest if self._batches(clips[i])]
         decoding = Decoding(self.config.beam_size, self.config.word_timestamps)
-        for index, transcript in zip(batched, self._batch.transcribe([clips[i] for i in batched], decoding), strict=True):
+        decoded = self._batch.transcribe([clips[i] for i in batched], decoding)
+        for index, transcript in zip(batched, decoded, strict=True):
             results[index] = transcript
         for index in sorted(set(rest) - set(batched)):
             segments, language = self._decode(clips[index].samples, self.config.word_timestamps)

@@ -95,7 +95,8 @@ def select_audio_stream(container: av.container.InputContainer) -> tuple[av.audi
         return chosen, StreamChoice(chosen.index)
     indexes = ", ".join(f"#{s.index}" for s in audio)
     why = "marked default" if default else "first; none marked default"
-    return chosen, StreamChoice(chosen.index, f"{len(audio)} audio streams ({indexes}): transcribed #{chosen.index} ({why})")
+    note = f"{len(audio)} audio streams ({indexes}): transcribed #{chosen.index} ({why})"
+    return chosen, StreamChoice(chosen.index, note)
 
 
 class AudioDecoder:
@@ -149,7 +150,8 @@ class AudioDecoder:
         elif container_duration is not None:
             header_s, held_s = container_duration / av.time_base, max(decoded_s, data_end_s)
             if held_s < TRUNCATION_TOLERANCE * header_s - 0.5:
-                raise MediaError(f"truncated: the header says {header_s:.1f} s but the file's data ends at {held_s:.1f} s")
+                raise MediaError(f"truncated: the header says {header_s:.1f} s but the file's data ends at "
+                                 f"{held_s:.1f} s")
         elif self.expected_s and decoded_s < TRUNCATION_TOLERANCE * self.expected_s - 0.5:
             raise MediaError(f"truncated: expected {self.expected_s:.1f} s but only {decoded_s:.1f} s decode")
 

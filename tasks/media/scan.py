@@ -70,9 +70,10 @@ def previous_scan(out: Path) -> dict[str, Known]:
     rows = pa.concat_tables([read_manifest(out, columns), read_staging(out, columns)])
     rows = rows.filter(pc.and_(pc.is_valid(rows["content_sha256"]), pc.is_valid(rows["duration_s"])))
     rows = rows.sort_by("finished_at")  # later rows overwrite earlier ones below
+    values = (rows[name].to_pylist() for name in columns)
     latest = {
         source: (Known(size, mtime, sha, duration), status)
-        for source, size, mtime, sha, duration, _, status in zip(*(rows[name].to_pylist() for name in columns), strict=True)
+        for source, size, mtime, sha, duration, _, status in zip(*values, strict=True)
     }
     # A file whose latest row failed is probed again: the reason may be gone, or judged differently now.
     return {source: known for source, (known, status) in latest.items() if status != "failed"}

@@ -19,7 +19,10 @@ from urllib.parse import unquote_to_bytes
 
 # Extensions kept without sniffing. Anything else is kept only if its bytes say media.
 MEDIA_EXTENSIONS = frozenset(
-    [".wav", ".wave", ".flac", ".mp3", ".m4a", ".m4b", ".aac", ".ogg", ".oga", ".opus", ".wma", ".aif", ".aiff", ".amr", ".webm", ".mp4", ".m4v", ".mov", ".mkv", ".avi", ".mpg", ".mpeg", ".ts", ".3gp"]
+    [
+        ".wav", ".wave", ".flac", ".mp3", ".m4a", ".m4b", ".aac", ".ogg", ".oga", ".opus", ".wma", ".aif", ".aiff",
+        ".amr", ".webm", ".mp4", ".m4v", ".mov", ".mkv", ".avi", ".mpg", ".mpeg", ".ts", ".3gp",
+    ]
 )
 
 

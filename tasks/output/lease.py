@@ -63,7 +63,8 @@ class LeaseRecord:
             return None
 
     def describe(self, now: float) -> str:
-        return f"run {self.run_id} (host {self.host}, pid {self.pid}, renewed {max(0.0, now - self.renewed_at):.0f} s ago)"
+        age = max(0.0, now - self.renewed_at)
+        return f"run {self.run_id} (host {self.host}, pid {self.pid}, renewed {age:.0f} s ago)"
 
 
 class LeaseStore(Protocol):

@@ -50,7 +50,8 @@ def run_report(m: RunMetrics, warnings: Sequence[str] = ()) -> str:
             "",
             _quality_line(m),
             "",
-            (f"Hardware {literal(m.hardware)} × {m.workers}: {m.gpu_hours:.4f} GPU hours; cost {_money(m.cost_usd)} on-demand,"
+            (f"Hardware {literal(m.hardware)} × {m.workers}: {m.gpu_hours:.4f} GPU hours; "
+             f"cost {_money(m.cost_usd)} on-demand,"
             f" {_money(m.spot_cost_usd)} spot; per audio hour {_money(m.cost_per_audio_hour_usd)} on-demand,"
             f" {_money(m.spot_cost_per_audio_hour_usd)} spot."),
             *([""] + [f"- **warning**: {literal(w)}" for w in warnings] if warnings else []),
@@ -71,7 +72,8 @@ def publish_run_report(metrics: RunMetrics, warnings: Sequence[str] = ()) -> Non
     """Table artifact (one row per run, keyed so runs line up) and the markdown report."""
     row = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in asdict(metrics).items()}
     create_table_artifact(key="transcribe-run-metrics", table=[row], description="Per-run metrics")
-    create_markdown_artifact(key="transcribe-run-report", markdown=run_report(metrics, warnings), description="Run report")
+    create_markdown_artifact(key="transcribe-run-report", markdown=run_report(metrics, warnings),
+                             description="Run report")
 
 
 def start_progress(description: str) -> UUID | None:

@@ -78,7 +78,8 @@ def build_site(db_path: Path, site_dir: Path, links: MediaLinks, runs: list[dict
         written += _write(site_dir / ("index.html" if n == 1 else f"list/{n}.html"),
                           listing_page(chunk, n, pages, len(entries)))
     run_ids = [str(r["run_id"]) for r in runs]
-    written += _write(site_dir / "runs.html", runs_page(table_rows(runs), [svg_chart(c, run_ids) for c in charts(runs)]))
+    svgs = [svg_chart(c, run_ids) for c in charts(runs)]
+    written += _write(site_dir / "runs.html", runs_page(table_rows(runs), svgs))
     removed = _remove_stale(site_dir / "files", {e.page for e in entries})
     removed += _remove_stale(site_dir / "list", {f"{n}.html" for n in range(2, pages + 1)})
     searchable = bool(entries) and (written > 0 or removed > 0 or not (site_dir / "pagefind").is_dir())

@@ -112,13 +112,15 @@ function startFilePage() {
   const rows = [...document.querySelectorAll('ol.segments li')];
   player.addEventListener('timeupdate', () => {
     for (const row of rows) {
-      const on = player.currentTime >= parseFloat(row.dataset.start) && player.currentTime < parseFloat(row.dataset.end);
+      const t = player.currentTime;
+      const on = t >= parseFloat(row.dataset.start) && t < parseFloat(row.dataset.end);
       row.classList.toggle('playing', on);
     }
   });
   const at = /^#t=([0-9.]+)$/.exec(location.hash);
   if (at && player.readyState >= 1) player.currentTime = parseFloat(at[1]);  // metadata may already be in
-  else if (at) player.addEventListener('loadedmetadata', () => { player.currentTime = parseFloat(at[1]); }, {once: true});
+  else if (at) player.addEventListener('loadedmetadata',
+                                       () => { player.currentTime = parseFloat(at[1]); }, {once: true});
 }
 document.addEventListener('DOMContentLoaded', () => { startSearchPage(); startFilePage(); });
 """

@@ -124,7 +124,8 @@ def file_page(entry: FileEntry, segments: Sequence[tuple[float, float, str]], me
     error = f'<p class="status-failed">{_e(entry.error)}</p>' if entry.status == "failed" else ""
     body = (f'{search_form("../index.html")}<article data-pagefind-body>'
             f'<h1 data-pagefind-meta="title">{_e(entry.source)}</h1>'
-            f'<p class="meta" data-pagefind-ignore>{clock(entry.duration_s)} · {_e(entry.language or "language unknown")}'
+            f'<p class="meta" data-pagefind-ignore>{clock(entry.duration_s)} · '
+            f'{_e(entry.language or "language unknown")}'
             f" · {_e(shown_status(entry))} {flags}</p>{error}<div data-pagefind-ignore>{player}</div>"
             f'<ol class="segments">{items}</ol></article>')
     return layout(entry.source, body, 1)
