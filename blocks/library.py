@@ -12,8 +12,9 @@ from typing import cast
 from prefect.blocks.core import Block
 from pydantic import Field, field_validator
 
+from tasks.locations import location_kind
 from tasks.media.library import open_source
-from tasks.media.s3 import S3Access, is_s3, parse_s3_uri
+from tasks.media.s3 import S3Access, is_s3
 from tasks.media.sources import MediaSource
 
 LIBRARY_PREFIX = "media-library/"
@@ -42,10 +43,7 @@ class MediaLibrary(Block):
     @field_validator("source")
     @classmethod
     def _check_source(cls, value: str) -> str:
-        if is_s3(value):
-            parse_s3_uri(value, "source")
-        elif "://" in value:
-            raise ValueError("source: a folder path or s3://BUCKET/PREFIX")
+        location_kind(value, "source")  # a folder or s3://BUCKET/PREFIX, else a one-line ValueError
         return value
 
     def s3_access(self) -> S3Access:

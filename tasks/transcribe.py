@@ -27,7 +27,7 @@ from tasks.media.prefetch import Batch, Decoded, decode_workers
 from tasks.output.layout import output_layout, transcript_stem
 from tasks.output.manifests import RunContext, write_part
 from tasks.output.metrics import ShardSummary, write_stage_times
-from tasks.output.transcripts import UnsafePathError, write_transcript_files
+from tasks.output.transcripts import UnsafePathError, transcript_files, write_transcript_files
 from tasks.progress import report
 from tasks.quality.guarded import QualityOptions, transcribe_guarded
 from tasks.records import Clip, Failure, FileResult, MediaItem, StageTimes, Transcript
@@ -146,7 +146,7 @@ def transcribe_batch_task(
     outcome = transcribe_batch(items, decoded.decoded, shard_id, transcriber, out_dir, ctx,
                                QualityOptions.from_config(engine))
     started = time.perf_counter()
-    layout.publish(transcript_files(out_dir, outcome.results))  # before the rows that point at them
+    layout.publish(written_files(out_dir, outcome.results))  # before the rows that point at them
     name = f"shard-{shard_id:05d}-batch-{batch_no:05d}-{uuid.uuid4().hex[:8]}"
     part = write_part(out_dir, run_id, name, outcome.results, ctx)
     times = replace(outcome.times, decode_s=decoded.waited_s,
@@ -159,7 +159,7 @@ def transcribe_batch_task(
                         sum(r.item.duration_s or 0 for r in ok), times)
 
 
-def transcript_files(out: Path, results: Sequence[FileResult]) -> list[Path]:
-    """The JSON, SRT and VTT files written for the batch's ok results."""
-    json_paths = [out / r.transcript_path for r in results if r.status == "ok" and r.transcript_path]
-    return [p.with_suffix(suffix) for p in json_paths for suffix in (".json", ".srt", ".vtt")]
+def written_files(out: Path, results: Sequence[FileResult]) -> list[Path]:
+    """Every output file written for the batch's ok results."""
+    return [path for r in results if r.status == "ok" and r.transcript_path
+            for path in transcript_files(out / r.transcript_path)]

@@ -65,11 +65,10 @@ def run_archive_command(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> None:
     from pathlib import Path
 
+    from tasks.locations import location_kind
     from tasks.output.links import check_base_url
 
-    if "://" in args.dir and not args.dir.startswith("s3://"):
-        raise ValueError(f"DIR: only folders and s3:// URIs are supported, got {args.dir}")
-    if "://" not in args.dir and not (Path(args.dir) / "manifest").is_dir():
+    if location_kind(args.dir, "DIR") == "local" and not (Path(args.dir) / "manifest").is_dir():
         raise ValueError(f"DIR: no manifest/ folder in {args.dir} (give the --out folder of a run)")
     if args.command == "site":
         try:

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
+from tasks.locations import location_kind
 from tasks.output.lease import LeaseStore, LocalLeaseFile
 from tasks.output.transcripts import safe_relative_path
 
@@ -81,14 +82,11 @@ def open_output(out: str, mirrored: tuple[str, ...] = ()) -> OutputStore:
 
     Use `tasks.output.layout.output_layout`, which knows DIR's folders, rather than this.
     """
-    if out.startswith("s3://"):
+    if location_kind(out, "--out") == "s3":
         from tasks.media.s3 import S3Access, require_aws
 
         require_aws()
         from tasks.output.storage_s3 import S3Output
 
         return S3Output(out, S3Access.from_settings(), mirrored)
-    if "://" in out:
-        scheme = out.split("://", 1)[0]
-        raise ValueError(f"--out: {scheme}:// is not supported (use a folder or s3://bucket/prefix): {out}")
     return LocalOutput(out)

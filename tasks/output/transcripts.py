@@ -43,8 +43,16 @@ def output_path(out: Path, relative: str) -> Path:
     return target
 
 
+SUFFIXES = (".json", ".srt", ".vtt")  # every file written per transcript, the JSON first (rows point at it)
+
+
+def transcript_files(json_path: Path) -> list[Path]:
+    """Every file written for the transcript whose JSON is `json_path` (what gets shipped to DIR)."""
+    return [json_path.with_suffix(suffix) for suffix in SUFFIXES]
+
+
 def write_transcript_files(out: Path, stem: str, transcript: Transcript, meta: Mapping[str, object]) -> Path:
-    """Write STEM.json, STEM.srt and STEM.vtt under `out` atomically; return the JSON path.
+    """Write STEM.json, STEM.srt and STEM.vtt (`SUFFIXES`) under `out` atomically; return the JSON path.
 
     `stem` comes from the output layout (content × config), so the JSON's `content_sha256`
     always matches every row that points at it.
