@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -10,6 +13,7 @@ from pathlib import Path
 
 from tasks.output.manifests import RunContext, finalize_run, write_part
 from tasks.records import FileResult, MediaItem, Quality, Segment, Transcript
+from transcribe_all.cli import main
 
 
 @dataclass(frozen=True)
@@ -51,3 +55,13 @@ def _result(row: Row) -> FileResult:
     return FileResult(item, row.status, 0 if row.status == "ok" else -1, datetime.now(UTC), transcript,  # type: ignore[arg-type]
                       error="not media" if row.status == "failed" else None, done_in_run=row.done_in_run,
                       transcript_path=path)
+
+
+def search_json(*argv: str) -> list[dict[str, object]]:
+    """`transcribe-all search ... --json`, in this process (a subprocess per query costs seconds here)."""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["search", *argv, "--json"]) == 0
+    result = json.loads(printed.getvalue())
+    assert isinstance(result, list)
+    return result

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
 import shutil
@@ -16,7 +14,7 @@ from tasks.output.archive_store import refresh_index
 from tasks.output.layout import output_layout
 from tasks.output.search import search
 from tasks.output.site_pages import page_name
-from tests.archive_factory import Row, write_run
+from tests.archive_factory import Row, search_json, write_run
 from transcribe_all.cli import main
 from transcribe_all.settings import worker_settings
 
@@ -31,15 +29,6 @@ def keys(s3: object, bucket: str) -> set[str]:
 def upload_tree(s3: object, bucket: str, prefix: str, root: Path) -> None:
     for path in root.rglob("*.parquet"):
         s3.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(root).as_posix()}")  # type: ignore[attr-defined]
-
-
-def search_json(*argv: str) -> list[dict[str, object]]:
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        assert main(["search", *argv, "--json"]) == 0
-    result = json.loads(printed.getvalue())
-    assert isinstance(result, list)
-    return result
 
 
 @pytest.fixture

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import sqlite3
 import subprocess
 import sys
@@ -13,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tasks.output.search import INDEX_PATH, QueryError, fts_query, search, update_index
-from tests.archive_factory import Row, write_run
+from tests.archive_factory import Row, search_json, write_run
 from transcribe_all.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,16 +31,6 @@ def archive(tmp_path: Path) -> Path:
     return out
 
 
-def cli_json(*argv: str) -> list[dict[str, object]]:
-    """`transcribe-all search ... --json`, in this process (a subprocess per query costs seconds here)."""
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        assert main(["search", *argv, "--json"]) == 0
-    result = json.loads(printed.getvalue())
-    assert isinstance(result, list)
-    return result
-
-
 def test_the_console_script_prints_json_and_exits_0_on_no_match(archive: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "transcribe_all.cli", "search", str(archive), "zeppelin", "--json"],
                           capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
@@ -51,32 +38,32 @@ def test_the_console_script_prints_json_and_exits_0_on_no_match(archive: Path) -
 
 
 def test_phrase_case_and_punctuation(archive: Path) -> None:
-    hits = cli_json(str(archive), '"brown fox"')
+    hits = search_json(str(archive), '"brown fox"')
     assert [(h["source"], h["start"], h["end"]) for h in hits] == [("meetings/standup.wav", 0.0, 1.6)]
     assert hits[0]["text"] == "The quick brown fox" and float(hits[0]["score"]) > 0  # type: ignore[arg-type]
     assert hits[0]["transcript_url"] == "https://h.example/outputs/transcripts/meetings/standup.wav.json"
-    assert cli_json(str(archive), '"fox brown"') == []  # a phrase keeps its order
+    assert search_json(str(archive), '"fox brown"') == []  # a phrase keeps its order
     # Case and punctuation on either side do not matter: "QUICK-thinking Fox!" and "quick brown fox".
-    assert {h["source"] for h in cli_json(str(archive), "quick, FOX?")} == {
+    assert {h["source"] for h in search_json(str(archive), "quick, FOX?")} == {
         "meetings/standup.wav", "podcasts/episode one.opus"}
-    assert [h["source"] for h in cli_json(str(archive), "dont")] == []
-    assert [h["start"] for h in cli_json(str(archive), "don't STOP")] == [0.0]
-    assert [h["source"] for h in cli_json(str(archive), "cafe")] == [HOSTILE]  # diacritics folded too
+    assert [h["source"] for h in search_json(str(archive), "dont")] == []
+    assert [h["start"] for h in search_json(str(archive), "don't STOP")] == [0.0]
+    assert [h["source"] for h in search_json(str(archive), "cafe")] == [HOSTILE]  # diacritics folded too
 
 
 def test_a_failed_file_has_no_text_to_find(archive: Path) -> None:
-    assert cli_json(str(archive), "broken") == []  # a failed file has no text to find
+    assert search_json(str(archive), "broken") == []  # a failed file has no text to find
 
 
 def test_ranked_and_limited(archive: Path) -> None:
     write_run(archive, RUN2, [Row("many.wav", [(0.0, 1.0, "fox fox fox fox"), (1.0, 2.0, "a fox")])])
-    hits = cli_json(str(archive), "fox", "--limit", "2")
+    hits = search_json(str(archive), "fox", "--limit", "2")
     assert len(hits) == 2 and hits[0]["source"] == "many.wav" and hits[0]["start"] == 0.0
     assert hits[0]["score"] >= hits[1]["score"]  # type: ignore[operator]
 
 
 def test_hostile_file_name_and_text_come_back_verbatim(archive: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    [hit] = cli_json(str(archive), "script alert")
+    [hit] = search_json(str(archive), "script alert")
     assert hit["source"] == HOSTILE and hit["text"] == "<script>alert(2)</script> hostile café"
     assert main(["search", str(archive), "hostile"]) == 0  # the table: markup is printed, not interpreted
     table = capsys.readouterr().out
@@ -95,7 +82,7 @@ def test_table_highlights_the_match(archive: Path, capsys: pytest.CaptureFixture
     (["search", "DIR", "!!!"], "QUERY: no words to search for"),
     (["search", "DIR", "x", "--limit", "0"], "--limit: must be at least 1"),
     (["search", "/nonexistent/out", "x"], "DIR: no manifest/ folder"),
-    (["search", "ftp://host/out", "x"], "DIR: only folders and s3:// URIs"),
+    (["search", "ftp://host/out", "x"], "DIR: ftp:// is not supported"),
     (["site", "DIR", "--media-base-url", "ftp://x"], "--media-base-url: expected http(s)://"),
 ])
 def test_usage_errors_are_one_line_exit_2(archive: Path, argv: list[str], message: str,
@@ -145,16 +132,16 @@ def test_a_late_merged_older_run_does_not_override_a_newer_transcript(archive: P
 
 
 def test_a_missing_or_corrupt_index_is_rebuilt_from_the_manifest(archive: Path) -> None:
-    assert cli_json(str(archive), "lazy")  # built on first use
+    assert search_json(str(archive), "lazy")  # built on first use
     (archive / INDEX_PATH).write_bytes(b"this is not a database" * 100)
-    assert [h["source"] for h in cli_json(str(archive), "lazy")] == ["meetings/standup.wav"]
+    assert [h["source"] for h in search_json(str(archive), "lazy")] == ["meetings/standup.wav"]
     (archive / INDEX_PATH).unlink()
     assert update_index(archive, archive / INDEX_PATH).rebuilt
 
 
 def test_an_archive_with_no_run_yet_searches_to_nothing(tmp_path: Path) -> None:
     (tmp_path / "out" / "manifest").mkdir(parents=True)
-    assert cli_json(str(tmp_path / "out"), "anything") == []
+    assert search_json(str(tmp_path / "out"), "anything") == []
 
 
 def test_a_config_that_comes_back_finds_its_earlier_text_again(archive: Path) -> None:
