@@ -118,6 +118,20 @@ class LoopbackPrefect:
         with urllib.request.urlopen(request, timeout=10) as response:
             return [run["state_type"] for run in json.loads(response.read())]
 
+    def log_messages(self, pages: int = 20) -> list[str]:
+        """The flow- and task-run log lines the server received (what the UI shows), oldest first."""
+        messages: list[str] = []
+        for page in range(pages):  # the API returns at most 200 a request
+            body = json.dumps({"limit": 200, "offset": 200 * page, "sort": "TIMESTAMP_ASC"}).encode()
+            request = urllib.request.Request(f"{self.url}/logs/filter", data=body,
+                                             headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=10) as response:
+                entries = json.loads(response.read())
+            messages += [str(entry["message"]) for entry in entries]
+            if len(entries) < 200:
+                break
+        return messages
+
     def stop(self) -> None:
         for process in [*self.workers.values(), *([self.server] if self.server else [])]:
             _stop_group(process)
