@@ -24,7 +24,7 @@ from tests.prefect_loopback import ROOT, LoopbackPrefect
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 HEARTBEAT_S = 30
-ZOMBIE_AFTER_S = 45
+ZOMBIE_AFTER_S = 120  # generous: under load a live run's heartbeat events can arrive late, and a false crash fails it
 
 
 @pytest.fixture(scope="module")
