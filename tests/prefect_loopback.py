@@ -91,14 +91,34 @@ class LoopbackPrefect:
             start_new_session=True,
         )
 
-    def worker_is_busy(self, name: str) -> bool:
-        """True while the worker has a flow-run process of its own."""
+    def running_flow_run_on(self, worker: str, flow_name: str) -> str | None:
+        """The id of a Running run of the flow whose process is this worker's child, else None.
+
+        (A worker can still have the exiting process of an earlier run as a child, so a child
+        process alone does not say that the worker holds a run of this test.)
+        """
         import psutil
 
         try:
-            return bool(psutil.Process(self.workers[name].pid).children(recursive=True))
+            children = {p.pid for p in psutil.Process(self.workers[worker].pid).children(recursive=True)}
         except psutil.NoSuchProcess:
-            return False
+            return None
+        body = json.dumps({"flows": {"name": {"any_": [flow_name]}},
+                           "flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}}, "limit": 200}).encode()
+        request = urllib.request.Request(f"{self.url}/flow_runs/filter", data=body,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            runs = json.loads(response.read())
+        for run in runs:
+            pid = str(run.get("infrastructure_pid") or "").rsplit(":", 1)[-1]  # "pid" or "host:pid"
+            if pid.isdigit() and int(pid) in children:
+                return str(run["id"])
+        return None
+
+    def flow_run_state(self, run_id: str) -> str:
+        """One flow run's state type (COMPLETED, CRASHED…)."""
+        with urllib.request.urlopen(f"{self.url}/flow_runs/{run_id}", timeout=10) as response:
+            return str(json.loads(response.read())["state_type"])
 
     def kill_worker(self, name: str) -> None:
         """SIGKILL the worker and the flow run it executes: a machine lost mid-shard."""

@@ -121,8 +121,8 @@ def test_a_worker_killed_mid_shard_loses_and_duplicates_nothing(
     parent = subprocess.Popen(command, cwd=loopback.home, env=loopback.env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 300  # a loaded CI machine can be slow to hand out the first shard
-    while not loopback.worker_is_busy("cpu-1"):
-        assert time.monotonic() < deadline, "worker cpu-1 never picked up a shard"
+    while not (killed := loopback.running_flow_run_on("cpu-1", "transcribe-shard")):
+        assert time.monotonic() < deadline, "worker cpu-1 never ran a shard of this run"
         time.sleep(0.5)
     time.sleep(3)  # let it stage part of the shard... or nothing: both must work
     loopback.kill_worker("cpu-1")
@@ -131,4 +131,4 @@ def test_a_worker_killed_mid_shard_loses_and_duplicates_nothing(
     assert parent.returncode == 0, output[-4000:]
     assert_every_file_once(out, example_library)
     # the killed shard was detected and crashed by the automation, then done again elsewhere
-    assert "CRASHED" in loopback.flow_run_states("transcribe-shard")
+    assert loopback.flow_run_state(killed) == "CRASHED"
