@@ -129,6 +129,9 @@ class Clip:
     samples: npt.NDArray[np.float32]
     audio_stream: int | None = None  # the file's stream decoded (tasks/media/audio.py: select_audio_stream)
     note: str | None = None  # e.g. "2 audio streams (#1, #2): transcribed #1 (...)"
+    # Where the speech is (start, end seconds on the clip's clock), when voice-activity detection
+    # already found it for an engine that windows a long clip by its speech (tasks/quality/guarded.py)
+    speech: tuple[tuple[float, float], ...] | None = None
 
     @property
     def duration_s(self) -> float:

@@ -61,7 +61,7 @@ def transcribe_batch(
     outputs: dict[str, Transcript | Failure] = dict(zip((c.key for c in clips), guarded, strict=True))
     for long in (d for d in decoded if isinstance(d, LongAudio)):  # piece by piece: memory stays flat
         outputs[long.key] = transcribe_in_pieces(
-            long, lambda clip: transcribe_guarded(transcriber, [clip], options, run_engine)[0])
+            long, lambda pieces: transcribe_guarded(transcriber, pieces, options, run_engine))
     inferred_at = time.perf_counter()
     total_audio = sum(d.duration_s for d in decoded if not isinstance(d, Failure)) or 1.0
     busy = inferred_at - started

@@ -11,7 +11,7 @@ from tasks.engines import EngineConfig, EngineError, load_transcriber, resolve_m
 from tasks.engines.words import caption_segments
 from tasks.media.audio import decode_audio, probe_duration
 from tasks.quality.wer import word_error_rate
-from tasks.records import SAMPLE_RATE, Clip, Word
+from tasks.records import SAMPLE_RATE, Clip, Transcript, Word
 from tests.media_factory import spoken_library
 
 pytestmark = pytest.mark.slow
@@ -153,6 +153,22 @@ def test_cuda_batch_size_comes_from_the_model_geometry_and_free_memory() -> None
     assert auto_batch_size(80 * 2**30, per_window) == 64
 
 
+def test_cpu_batch_is_wide_for_the_decoder_and_narrow_for_the_encoder_within_the_ram(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tasks.engines import hardware
+    from tasks.engines.ctranslate2_whisper import CPU_BATCH, CPU_ENCODE_BATCH
+
+    transcriber = load_transcriber(EngineConfig())
+    assert transcriber.settings()["device"] == "cpu"
+    model = str(resolve_model(EngineConfig()))
+    monkeypatch.setattr(hardware, "available_ram_bytes", lambda: 64 * 2**30)
+    assert transcriber._auto_batch(model) == CPU_BATCH == 16  # type: ignore[attr-defined]
+    monkeypatch.setattr(hardware, "available_ram_bytes", lambda: 2**30)  # a quarter, 60 % of it: ~2 windows
+    assert 1 <= transcriber._auto_batch(model) < 8  # type: ignore[attr-defined]
+    assert transcriber._batch.encode_batch == CPU_ENCODE_BATCH < CPU_BATCH  # type: ignore[attr-defined]
+
+
 def test_packing_and_word_times_are_opt_in() -> None:
     from tasks.run_config import RunConfig
 
@@ -172,3 +188,30 @@ def test_window_times_map_back_across_cut_pauses_and_sentences_share_the_time() 
     cues = _sentence_cues([(Segment(0.0, 9.0, "One two. Three four five six."), ())], 9.0)
     expected = [("One two.", 0.0, 2.571), ("Three four five six.", 2.571, 9.0)]
     assert [(c.text, c.start, c.end) for c, _ in cues] == expected
+
+
+def test_through_the_guards_a_long_file_runs_vad_once_with_the_engines_own_text(
+    long_file: tuple[Clip, list[tuple[float, float, int]], str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The guards' VAD finds a long clip's speech as the batched decoder would and hands the spans over:
+    one Silero pass per clip instead of two, and the same windows, so the same text and times."""
+    import faster_whisper.vad
+
+    from tasks.quality.guarded import QualityOptions, transcribe_guarded
+    from tasks.transcribe import run_engine
+
+    clip, _, _ = long_file
+    transcriber = load_transcriber(EngineConfig())
+    (alone,) = transcriber.transcribe([clip])  # the engine finds the speech itself
+    calls: list[int] = []
+    original = faster_whisper.vad.get_speech_timestamps
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(faster_whisper.vad, "get_speech_timestamps", counted)
+    (guarded,) = transcribe_guarded(transcriber, [clip], QualityOptions(retry=False), run_engine)
+    assert len(calls) == 1
+    assert isinstance(guarded, Transcript) and guarded.text == alone.text
+    assert [(s.start, s.end) for s in guarded.segments] == [(s.start, s.end) for s in alone.segments]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -75,13 +76,32 @@ def test_a_failing_piece_fails_the_file_with_where(long_wav: Path, tmp_path: Pat
     assert isinstance(spilled, LongAudio)
     calls: list[float] = []
 
-    def engine(clip: Clip) -> Transcript | Failure:
-        calls.append(clip.duration_s)
-        return Failure("engine failed: boom") if len(calls) == 2 else Transcript("x", ())
+    def engine(clips: Sequence[Clip]) -> list[Transcript | Failure]:
+        calls.append(clips[0].duration_s)
+        return [Failure("engine failed: boom") if len(calls) == 2 else Transcript("x", ()) for _ in clips]
 
-    outcome = transcribe_in_pieces(spilled, engine, piece_s=12)
+    outcome = transcribe_in_pieces(spilled, engine, piece_s=12, group=1)
     assert isinstance(outcome, Failure) and str(outcome).startswith("engine failed: boom (in the piece at ")
     assert len(calls) == 2
+
+
+def test_pieces_go_to_the_engine_a_group_at_a_time_and_join_in_order(long_wav: Path, tmp_path: Path) -> None:
+    spilled = decode_spilling(long_wav, "long.wav", None, tmp_path, spill_after_s=5)
+    assert isinstance(spilled, LongAudio)
+    groups: list[int] = []
+
+    def engine(clips: Sequence[Clip]) -> list[Transcript | Failure]:
+        done = sum(groups)
+        groups.append(len(clips))
+        return [Transcript(f"piece{done + n}", (Segment(0.0, 1.0, "p"),)) for n in range(len(clips))]
+
+    pieces = len(list(iter_pieces(spilled, piece_s=6)))
+    outcome = transcribe_in_pieces(spilled, engine, piece_s=6, group=2)
+    assert isinstance(outcome, Transcript) and pieces >= 3
+    assert groups == [2] * (pieces // 2) + [1] * (pieces % 2)  # full groups, then what is left
+    assert outcome.text == " ".join(f"piece{n}" for n in range(pieces))
+    starts = [s.start for s in outcome.segments]  # each piece's segment shifted by the piece's offset
+    assert starts == sorted(starts) and starts[0] == 0.0 and len(set(starts)) == pieces
 
 
 def test_decode_ahead_hands_over_long_files_on_disk_and_removes_them(long_wav: Path) -> None:

@@ -94,24 +94,32 @@ def plan_windows(clips: Sequence[Clip]) -> list[Window]:
         if clip.duration_s <= WINDOW_S:
             windows.append(Window(index, ((0.0, clip.duration_s),), clip.samples))
         else:
-            windows += _speech_windows(index, clip.samples)
+            windows += _speech_windows(index, clip.samples, clip.speech)
     return windows
 
 
-def _speech_windows(index: int, samples: npt.NDArray[np.float32]) -> list[Window]:
-    """Speech spans joined greedily into windows of at most 30 s (faster-whisper's `collect_chunks`)."""
-    from faster_whisper.vad import VadOptions, get_speech_timestamps
+def _speech_windows(
+    index: int, samples: npt.NDArray[np.float32], speech: tuple[tuple[float, float], ...] | None = None
+) -> list[Window]:
+    """Speech spans joined greedily into windows of at most 30 s (faster-whisper's `collect_chunks`).
 
-    spans = get_speech_timestamps(samples, VadOptions(max_speech_duration_s=WINDOW_S, min_silence_duration_ms=160))
+    The spans are the clip's own when the quality guards' VAD found them already (`tasks/quality/vad.py`
+    finds a long clip's speech with these options), else found here."""
+    if speech is None:
+        from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+        found = get_speech_timestamps(samples, VadOptions(max_speech_duration_s=WINDOW_S, min_silence_duration_ms=160))
+        spans = [(int(span["start"]), int(span["end"])) for span in found]
+    else:
+        spans = [(round(start * SAMPLE_RATE), round(end * SAMPLE_RATE)) for start, end in speech]
     groups: list[list[tuple[int, int]]] = []
     length = 0
-    for span in spans:
-        size = span["end"] - span["start"]
-        if not groups or length + size > WINDOW_S * SAMPLE_RATE:
+    for start, end in spans:
+        if not groups or length + end - start > WINDOW_S * SAMPLE_RATE:
             groups.append([])
             length = 0
-        groups[-1].append((span["start"], span["end"]))
-        length += size
+        groups[-1].append((start, end))
+        length += end - start
     return [Window(index, tuple((a / SAMPLE_RATE, b / SAMPLE_RATE) for a, b in group),
                    np.concatenate([samples[a:b] for a, b in group]), timestamps=False) for group in groups]
 
@@ -119,11 +127,17 @@ def _speech_windows(index: int, samples: npt.NDArray[np.float32]) -> list[Window
 class BatchDecoder:
     """Greedy (or beam) decoding of windows in batches on a loaded faster-whisper `WhisperModel`."""
 
-    def __init__(self, whisper: Any, language: str | None, batch_size: int) -> None:
+    def __init__(self, whisper: Any, language: str | None, batch_size: int, encode_batch: int | None = None) -> None:
+        """`batch_size` windows are decoded together; on the CPU they are encoded `encode_batch` at a time.
+
+        Why two sizes: on the CPU the decoder gains from wide batches (one step for every row: 32 rows
+        took 8.6 s where batches of 8 took 14.4 s on a 20-minute file) but the encoder does not (10.4 s
+        against 10.9 s), while its attention scores cost ~54 MB a window at once (tiny.en; a batch of
+        32 peaked at 3.1 GB). Encoding a few windows at a time keeps the memory of a small batch."""
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_suppressed_tokens
 
-        self._whisper, self.batch_size = whisper, batch_size
+        self._whisper, self.batch_size, self.encode_batch = whisper, batch_size, encode_batch
         # language None (a multilingual model, no language given): detected per window, as
         # `BatchedInferencePipeline(multilingual=True)` does; a file gets its first window's
         self._detect = language is None
@@ -191,13 +205,19 @@ class BatchDecoder:
         return decoded
 
     def _encode(self, windows: Sequence[Window], to_cpu: bool) -> Any:
+        """The windows' encoder output, `encode_batch` windows at a time on the CPU (see `__init__`)."""
+        import ctranslate2
         from faster_whisper.audio import pad_or_trim
-
-        extract = self._whisper.feature_extractor
-        features = np.stack([pad_or_trim(extract(w.samples)[..., :-1]) for w in windows])
         from faster_whisper.transcribe import get_ctranslate2_storage
 
-        return self._whisper.model.encode(get_ctranslate2_storage(features), to_cpu=to_cpu)
+        extract, model = self._whisper.feature_extractor, self._whisper.model
+        features = np.stack([pad_or_trim(extract(w.samples)[..., :-1]) for w in windows])
+        step = self.encode_batch or len(windows)
+        if model.device != "cpu" or step >= len(windows):
+            return model.encode(get_ctranslate2_storage(features), to_cpu=to_cpu)
+        parts = [np.asarray(model.encode(get_ctranslate2_storage(features[i : i + step]), to_cpu=True))
+                 for i in range(0, len(windows), step)]
+        return ctranslate2.StorageView.from_array(np.concatenate(parts))
 
     def _generate(self, encoded: Any, timestamps: bool, beam_size: int, rows: int = 0) -> tuple[list[Any], list[str]]:
         """Each row's result and language; every row gets the same prompt but for its language token."""

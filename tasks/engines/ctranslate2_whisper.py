@@ -40,7 +40,12 @@ WINDOW_S, GAP_S, PACK_MAX_CLIP_S, PACK_ROUNDS = 28.0, 1.0, 20.0, 2
 SAFER_TEMPERATURES = (0.0, 0.4, 0.8)
 SAFER_BEST_OF = 2
 SAFER_BEAM_SIZE = 5
-CPU_BATCH = 8  # on 2 cores the gain is the decoder's (one step for all rows), and it levels off by 8
+# On the CPU the gain of a batch is the decoder's (one step for all rows); the encoder gains nothing
+# from it and its attention scores cost ~54 MB a window at once (tiny.en), so windows are encoded a
+# few at a time and decoded 16 at a time (`ct2_batch.BatchDecoder`). On a 20-minute file (2 cores):
+# decode 8 / encode 8: 27.6 s, 1.46 GB peak; 16 / 4: 23.0 s, 1.30 GB; 32 / 4: 21.8 s, 1.91 GB.
+CPU_BATCH = 16
+CPU_ENCODE_BATCH = 4
 CUDA_BATCH = 16  # when free memory cannot be read
 
 
@@ -71,29 +76,39 @@ class CTranslate2Whisper:
         self.language = config.language or (None if self._whisper.model.is_multilingual else "en")
         self.temperatures: tuple[float, ...] = (0.0,)
         self.long_form = engine_options(config, CTranslate2Options).long_form
-        self.batch_size = config.batch_size or (self._cuda_batch(model) if self.device == "cuda" else CPU_BATCH)
-        self._batch = BatchDecoder(self._whisper, self.language, self.batch_size)
+        self.batch_size = config.batch_size or self._auto_batch(model)
+        self._batch = BatchDecoder(self._whisper, self.language, self.batch_size, CPU_ENCODE_BATCH)
         log.info("ctranslate2 whisper %s on %s (%s, long files %s, batch %d, packing %s)", model, self.device,
                  self.compute_type, self.long_form, self.batch_size, "on" if config.pack_short_clips else "off")
 
-    def _cuda_batch(self, model: str) -> int:
-        """Windows per batch that fit in 60 % of free GPU memory (`hardware.auto_batch_size`), else CUDA_BATCH."""
+    def _auto_batch(self, model: str) -> int:
+        """Windows per batch from the model's geometry (`hardware.auto_batch_size`): on CUDA what fits in
+        60 % of free GPU memory (else CUDA_BATCH); on the CPU at most CPU_BATCH, within a quarter of the
+        available RAM (tiny.en: 16; large-v3 in float32, ~0.6 GB a window: a few)."""
         from pathlib import Path
 
         from tasks.engines.hardware import (
             auto_batch_size,
+            available_ram_bytes,
             ct2_whisper_geometry,
             free_cuda_bytes,
             window_bytes,
         )
 
-        free, weights = free_cuda_bytes(), Path(model) / "model.bin"
+        cuda = self.device == "cuda"
+        free, weights = (free_cuda_bytes() if cuda else available_ram_bytes() // 4), Path(model) / "model.bin"
         if free is None or not weights.is_file():
-            return CUDA_BATCH
+            return CUDA_BATCH if cuda else CPU_BATCH
         d_model, layers, heads = ct2_whisper_geometry(str(weights))
-        per_window = window_bytes(d_model, layers, heads, 4 if self.compute_type == "float32" else 2,
+        per_window = window_bytes(d_model, layers, heads, 2 if self.compute_type.endswith("float16") else 4,
                                   self.config.beam_size, eager=False)
-        return auto_batch_size(free, per_window)
+        return auto_batch_size(free, per_window) if cuda else auto_batch_size(free, per_window, cap=CPU_BATCH)
+
+    @property
+    def windows_by_speech(self) -> bool:
+        """Long clips go to the batched decoder, which windows them by their speech: the quality
+        guards hand it the speech spans their VAD found (tasks/quality/guarded.py) instead of cutting."""
+        return len(self.temperatures) == 1 and self.long_form == "batched"
 
     def settings(self) -> dict[str, str]:
         settings = {"device": self.device, "compute_type": self.compute_type, "beam_size": str(self.config.beam_size),

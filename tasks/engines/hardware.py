@@ -73,6 +73,20 @@ def window_bytes(
     return cross_kv + encoder + scores
 
 
+def available_ram_bytes() -> int:
+    """Memory the system can give without swapping (MemAvailable), else its free pages."""
+    import os
+
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
 def free_cuda_bytes() -> int | None:
     """Free memory on CUDA device 0: from torch if it imports, else nvidia-smi; None if neither answers.
 

@@ -2,7 +2,9 @@
 
 Order per batch: detect speech in every clip (Silero VAD) → with VAD on, clips
 without speech are settled as empty `ok` transcripts and long silences are cut
-out of the rest → the engine runs once over the batch (packing still applies)
+out of the rest (an engine that windows long clips by their speech, as the
+CTranslate2 engine's batched decoder does, gets a long clip whole with the spans
+found here, so VAD runs once) → the engine runs once over the batch (packing still applies)
 → times go back to each clip's clock → guards flag each transcript → flagged
 clips are decoded once more, one by one, by the engine's `safer()` twin (engines
 without one skip the retry) → the attempt with fewer fixable flags is kept, the
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field, replace
 
 from tasks.engines.base import EngineConfig, Transcriber
 from tasks.quality.guards import NO_SPEECH, GuardLimits, badness, check_transcript, retry_flags
-from tasks.quality.vad import SpeechMap, compact, detect_speech, restore_times
+from tasks.quality.vad import LONG_CLIP_S, SpeechMap, compact, detect_speech, restore_times
 from tasks.records import Attempt, Clip, Failure, Quality, Transcript
 
 log = logging.getLogger(__name__)
@@ -50,15 +52,13 @@ def transcribe_guarded(
 ) -> list[Transcript | Failure]:
     """One transcript (or an error string) per clip, in order, each carrying its `Quality`."""
     speech = [detect_speech(c.samples, options.vad_threshold) for c in clips]
-    inputs = [_engine_input(c, s, options.vad) for c, s in zip(clips, speech, strict=True)]
-    cuts = [s if i is not None and i is not c else None for c, s, i in zip(clips, speech, inputs, strict=True)]
-    results = _decode(transcriber, inputs, cuts, runner)
+    results = _decode(transcriber, clips, speech, options.vad, runner)
     results = [_assess(r, c, s, options.limits) for r, c, s in zip(results, clips, speech, strict=True)]
     flagged = [i for i, r in enumerate(results) if isinstance(r, Transcript) and _fixable(r)]
     safer = _safer(transcriber) if options.retry and flagged else None
     if safer is None:
         return results
-    retried = _decode(safer, [inputs[i] for i in flagged], [cuts[i] for i in flagged], runner)
+    retried = _decode(safer, [clips[i] for i in flagged], [speech[i] for i in flagged], options.vad, runner)
     settings = json.dumps(safer.settings(), sort_keys=True)
     for index, second in zip(flagged, retried, strict=True):
         first = results[index]
@@ -70,25 +70,29 @@ def transcribe_guarded(
     return results
 
 
-def _engine_input(clip: Clip, speech: SpeechMap, vad: bool) -> Clip | None:
-    """What the engine gets: None for no speech, else the clip with long silences cut (VAD on)."""
+def _engine_input(transcriber: Transcriber, clip: Clip, speech: SpeechMap, vad: bool) -> Clip | None:
+    """What the engine gets: None for no speech; else (VAD on) a long clip with its speech spans, for an
+    engine that windows by them, or the clip with long silences cut out, for any other engine."""
     if not vad or speech.is_whole:
         return clip
     if not speech.spans:
         return None
+    if clip.duration_s > LONG_CLIP_S and getattr(transcriber, "windows_by_speech", False):
+        return replace(clip, speech=speech.spans)  # the engine cuts; its times are on the clip's clock
     return Clip(clip.key, compact(clip.samples, speech))
 
 
 def _decode(
-    transcriber: Transcriber, inputs: Sequence[Clip | None], cuts: Sequence[SpeechMap | None], runner: Runner
+    transcriber: Transcriber, clips: Sequence[Clip], speech: Sequence[SpeechMap], vad: bool, runner: Runner
 ) -> list[Transcript | Failure]:
-    """Run the engine on the clips that have input; `cuts` maps a cut clip's times back."""
+    """Run the engine on the clips that have speech (or all, VAD off); times of a cut clip go back."""
+    inputs = [_engine_input(transcriber, c, s, vad) for c, s in zip(clips, speech, strict=True)]
     todo = [(i, clip) for i, clip in enumerate(inputs) if clip is not None]
     decoded = runner(transcriber, [clip for _, clip in todo])
     results: list[Transcript | Failure] = [Transcript("", ())] * len(inputs)  # no speech: empty, not decoded
-    for (index, _), outcome in zip(todo, decoded, strict=True):
-        cut = cuts[index]
-        results[index] = restore_times(outcome, cut) if cut and isinstance(outcome, Transcript) else outcome
+    for (index, given), outcome in zip(todo, decoded, strict=True):
+        cut = given.samples is not clips[index].samples  # compacted: times are on the cut audio's clock
+        results[index] = restore_times(outcome, speech[index]) if cut and isinstance(outcome, Transcript) else outcome
     return results
 
 

@@ -23,6 +23,7 @@ from tasks.records import SAMPLE_RATE, Segment, Transcript, Word
 # span ends as an utterance of its own. On pairs of example clips, gaps of 0.5 to 3 s gave
 # WER 0.20 to 0.25 with no trend (tiny.en): the value is not critical.
 JOIN_GAP_S = 1.0
+LONG_CLIP_S = 30.0  # one Whisper window: a longer clip is windowed by its speech
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +57,22 @@ class SpeechMap:
 
 
 def detect_speech(samples: npt.NDArray[np.float32], threshold: float = 0.5) -> SpeechMap:
-    """Silero VAD over 16 kHz mono audio."""
+    """Silero VAD over 16 kHz mono audio.
+
+    A clip up to `LONG_CLIP_S` gets Silero's defaults (only pauses over 2 s end a span). A longer
+    clip's speech is found as `BatchedInferencePipeline` finds it, in spans of at most 30 s ended by
+    pauses over 160 ms, so an engine that windows a long clip by its speech (`ct2_batch.py`) takes
+    these spans as they are and VAD runs once per clip, not once here and once in the engine.
+    """
     try:
         from faster_whisper.vad import VadOptions, get_speech_timestamps
     except ImportError as error:  # pragma: no cover - faster-whisper is a base dependency
         raise RuntimeError("voice-activity detection requires the faster-whisper package (onnxruntime)") from error
-    found = get_speech_timestamps(samples, VadOptions(threshold=threshold))
+    if len(samples) > LONG_CLIP_S * SAMPLE_RATE:
+        options = VadOptions(threshold=threshold, max_speech_duration_s=LONG_CLIP_S, min_silence_duration_ms=160)
+    else:
+        options = VadOptions(threshold=threshold)
+    found = get_speech_timestamps(samples, options)
     spans = tuple((c["start"] / SAMPLE_RATE, c["end"] / SAMPLE_RATE) for c in found)
     return SpeechMap(spans, len(samples) / SAMPLE_RATE)
 
