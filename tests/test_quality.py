@@ -96,6 +96,18 @@ def test_vad_finds_the_speech_around_a_long_silence() -> None:
     assert detect_speech(np.zeros(16_000 * 5, np.float32)).spans == ()
 
 
+def test_a_long_clip_gets_fine_windows_and_spans_merged_as_silero_default_would() -> None:
+    """Over 30 s: `windows` end at short pauses (BatchedInferencePipeline's search), `spans` only at long
+    ones, as Silero's 2 s default would cut them, from one pass."""
+    short_pause, long_pause = np.zeros(int(16_000 * 1.0), np.float32), np.zeros(16_000 * 4, np.float32)
+    samples = np.concatenate([speech(), short_pause, speech(), long_pause] * 4)
+    found = detect_speech(samples)
+    assert found.windows is not None and len(found.windows) == 8 and len(found.spans) == 4
+    assert all(b - a >= 4.0 - 2 * 0.4 - 0.1 for (_, a), (b, _) in zip(found.spans, found.spans[1:], strict=False))
+    assert all(any(a <= wa and wb <= b for a, b in found.spans) for wa, wb in found.windows)
+    assert detect_speech(samples[: 16_000 * 20]).windows is None  # one window long: Silero's defaults only
+
+
 # --- the retry, with a scripted engine ----------------------------------------------------------
 
 class ScriptedEngine:

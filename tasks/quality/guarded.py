@@ -71,14 +71,18 @@ def transcribe_guarded(
 
 
 def _engine_input(transcriber: Transcriber, clip: Clip, speech: SpeechMap, vad: bool) -> Clip | None:
-    """What the engine gets: None for no speech; else (VAD on) a long clip with its speech spans, for an
-    engine that windows by them, or the clip with long silences cut out, for any other engine."""
-    if not vad or speech.is_whole:
+    """What the engine gets: None for no speech; else (VAD on) the clip with long silences cut out or,
+    when that is still longer than one window and the engine windows long clips by their speech, the
+    clip whole with its speech spans (its times come back on the clip's clock)."""
+    if not vad:
+        return clip
+    long = speech.windows is not None and speech.compacted_s > LONG_CLIP_S
+    if long and getattr(transcriber, "windows_by_speech", False):
+        return replace(clip, speech=speech.windows)
+    if speech.is_whole:
         return clip
     if not speech.spans:
         return None
-    if clip.duration_s > LONG_CLIP_S and getattr(transcriber, "windows_by_speech", False):
-        return replace(clip, speech=speech.spans)  # the engine cuts; its times are on the clip's clock
     return Clip(clip.key, compact(clip.samples, speech))
 
 

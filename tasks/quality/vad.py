@@ -24,6 +24,7 @@ from tasks.records import SAMPLE_RATE, Segment, Transcript, Word
 # WER 0.20 to 0.25 with no trend (tiny.en): the value is not critical.
 JOIN_GAP_S = 1.0
 LONG_CLIP_S = 30.0  # one Whisper window: a longer clip is windowed by its speech
+MERGE_GAP_S = 2.0 - 2 * 0.4  # Silero's default minimum pause less its padding on both sides
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,14 @@ class SpeechMap:
 
     spans: tuple[tuple[float, float], ...]  # (start, end) of each speech span, seconds on the clip's clock
     duration_s: float
+    # A clip over LONG_CLIP_S: its speech in spans of at most 30 s ended by pauses over 160 ms (what
+    # `spans` was merged from), for an engine that windows a long clip by its speech
+    windows: tuple[tuple[float, float], ...] | None = None
+
+    @property
+    def compacted_s(self) -> float:
+        """The length of the clip once its silences are cut out (`compact`)."""
+        return self.speech_s + JOIN_GAP_S * max(len(self.spans) - 1, 0)
 
     @property
     def speech_s(self) -> float:
@@ -57,12 +66,13 @@ class SpeechMap:
 
 
 def detect_speech(samples: npt.NDArray[np.float32], threshold: float = 0.5) -> SpeechMap:
-    """Silero VAD over 16 kHz mono audio.
+    """Silero VAD over 16 kHz mono audio: spans ended by pauses over 2 s (Silero's default).
 
-    A clip up to `LONG_CLIP_S` gets Silero's defaults (only pauses over 2 s end a span). A longer
-    clip's speech is found as `BatchedInferencePipeline` finds it, in spans of at most 30 s ended by
-    pauses over 160 ms, so an engine that windows a long clip by its speech (`ct2_batch.py`) takes
-    these spans as they are and VAD runs once per clip, not once here and once in the engine.
+    A clip over `LONG_CLIP_S` is searched as `BatchedInferencePipeline` searches it, in spans of at
+    most 30 s ended by pauses over 160 ms: those are the map's `windows`, which an engine that windows
+    a long clip by its speech (`ct2_batch.py`) takes as they are, so VAD runs once per clip, not once
+    here and once in the engine. Its `spans` are those merged across gaps under `MERGE_GAP_S`, which is
+    what a 2 s minimum pause gives once each side has its 0.4 s of padding.
     """
     try:
         from faster_whisper.vad import VadOptions, get_speech_timestamps
@@ -74,7 +84,19 @@ def detect_speech(samples: npt.NDArray[np.float32], threshold: float = 0.5) -> S
         options = VadOptions(threshold=threshold)
     found = get_speech_timestamps(samples, options)
     spans = tuple((c["start"] / SAMPLE_RATE, c["end"] / SAMPLE_RATE) for c in found)
-    return SpeechMap(spans, len(samples) / SAMPLE_RATE)
+    if len(samples) <= LONG_CLIP_S * SAMPLE_RATE:
+        return SpeechMap(spans, len(samples) / SAMPLE_RATE)
+    return SpeechMap(_merged(spans, MERGE_GAP_S), len(samples) / SAMPLE_RATE, windows=spans)
+
+
+def _merged(spans: tuple[tuple[float, float], ...], gap_s: float) -> tuple[tuple[float, float], ...]:
+    merged: list[tuple[float, float]] = []
+    for start, end in spans:
+        if merged and start - merged[-1][1] < gap_s:
+            merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return tuple(merged)
 
 
 def compact(samples: npt.NDArray[np.float32], speech: SpeechMap) -> npt.NDArray[np.float32]:
