@@ -7,6 +7,7 @@ executing (what a lost machine looks like), and shutdown never leaves strays.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -121,8 +122,22 @@ class LoopbackPrefect:
             return str(json.loads(response.read())["state_type"])
 
     def kill_worker(self, name: str) -> None:
-        """SIGKILL the worker and the flow run it executes: a machine lost mid-shard."""
-        os.killpg(self.workers.pop(name).pid, signal.SIGKILL)
+        """SIGKILL the worker and every process under it: a machine lost mid-shard.
+
+        (The process worker starts each flow run in a session of its own, so killing the worker's
+        process group alone leaves the flow run alive to finish its shard.)
+        """
+        import psutil
+
+        worker = self.workers.pop(name)
+        try:
+            tree = psutil.Process(worker.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            tree = []
+        os.killpg(worker.pid, signal.SIGKILL)
+        for process in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
 
     def run_deployment(
         self, name: str, params: dict[str, object], timeout_s: int = 600
