@@ -103,15 +103,13 @@ def _speech_windows(
 ) -> list[Window]:
     """Speech spans joined greedily into windows of at most 30 s (faster-whisper's `collect_chunks`).
 
-    The spans are the clip's own when the quality guards' VAD found them already (`tasks/quality/vad.py`
-    finds a long clip's speech with these options), else found here."""
+    The spans are the clip's own when the quality guards' VAD found them already, else found here by
+    the same call (`detect_speech`: a long clip's `windows`, searched as `BatchedInferencePipeline` does)."""
     if speech is None:
-        from faster_whisper.vad import VadOptions, get_speech_timestamps
+        from tasks.quality.vad import detect_speech
 
-        found = get_speech_timestamps(samples, VadOptions(max_speech_duration_s=WINDOW_S, min_silence_duration_ms=160))
-        spans = [(int(span["start"]), int(span["end"])) for span in found]
-    else:
-        spans = [(round(start * SAMPLE_RATE), round(end * SAMPLE_RATE)) for start, end in speech]
+        speech = detect_speech(samples).windows or ()
+    spans = [(round(start * SAMPLE_RATE), round(end * SAMPLE_RATE)) for start, end in speech]
     groups: list[list[tuple[int, int]]] = []
     length = 0
     for start, end in spans:

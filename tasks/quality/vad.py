@@ -78,15 +78,14 @@ def detect_speech(samples: npt.NDArray[np.float32], threshold: float = 0.5) -> S
         from faster_whisper.vad import VadOptions, get_speech_timestamps
     except ImportError as error:  # pragma: no cover - faster-whisper is a base dependency
         raise RuntimeError("voice-activity detection requires the faster-whisper package (onnxruntime)") from error
-    if len(samples) > LONG_CLIP_S * SAMPLE_RATE:
-        options = VadOptions(threshold=threshold, max_speech_duration_s=LONG_CLIP_S, min_silence_duration_ms=160)
-    else:
-        options = VadOptions(threshold=threshold)
+    duration = len(samples) / SAMPLE_RATE
+    if duration <= LONG_CLIP_S:
+        found = get_speech_timestamps(samples, VadOptions(threshold=threshold))
+        return SpeechMap(tuple((c["start"] / SAMPLE_RATE, c["end"] / SAMPLE_RATE) for c in found), duration)
+    options = VadOptions(threshold=threshold, max_speech_duration_s=LONG_CLIP_S, min_silence_duration_ms=160)
     found = get_speech_timestamps(samples, options)
-    spans = tuple((c["start"] / SAMPLE_RATE, c["end"] / SAMPLE_RATE) for c in found)
-    if len(samples) <= LONG_CLIP_S * SAMPLE_RATE:
-        return SpeechMap(spans, len(samples) / SAMPLE_RATE)
-    return SpeechMap(_merged(spans, MERGE_GAP_S), len(samples) / SAMPLE_RATE, windows=spans)
+    windows = tuple((c["start"] / SAMPLE_RATE, c["end"] / SAMPLE_RATE) for c in found)
+    return SpeechMap(_merged(windows, MERGE_GAP_S), duration, windows=windows)
 
 
 def _merged(spans: tuple[tuple[float, float], ...], gap_s: float) -> tuple[tuple[float, float], ...]:
