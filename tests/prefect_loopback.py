@@ -1,8 +1,9 @@
 """A real Prefect server, work pools, deployments and process workers on loopback.
 
 Used by the end-to-end tests and the fan-out benchmark. Workers run in their own
-process groups, so a test can SIGKILL a worker together with the flow run it is
-executing (what a lost machine looks like), and shutdown never leaves strays.
+process groups; a flow run a worker starts runs in a session of its own, so a test
+SIGKILLs a worker's whole process tree (what a lost machine looks like), and shutdown
+stops every process under each worker, leaving no strays.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -98,46 +100,34 @@ class LoopbackPrefect:
         (A worker can still have the exiting process of an earlier run as a child, so a child
         process alone does not say that the worker holds a run of this test.)
         """
-        import psutil
-
-        try:
-            children = {p.pid for p in psutil.Process(self.workers[worker].pid).children(recursive=True)}
-        except psutil.NoSuchProcess:
+        children = {process.pid for process in _descendants(self.workers[worker].pid)}
+        if not children:
             return None
-        body = json.dumps({"flows": {"name": {"any_": [flow_name]}},
-                           "flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}}, "limit": 200}).encode()
-        request = urllib.request.Request(f"{self.url}/flow_runs/filter", data=body,
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=10) as response:
-            runs = json.loads(response.read())
+        runs = self.api("flow_runs/filter", {"flows": {"name": {"any_": [flow_name]}},
+                                             "flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}}, "limit": 200})
         for run in runs:
             pid = str(run.get("infrastructure_pid") or "").rsplit(":", 1)[-1]  # "pid" or "host:pid"
             if pid.isdigit() and int(pid) in children:
                 return str(run["id"])
         return None
 
+    def api(self, path: str, body: dict[str, object] | None = None) -> Any:
+        """GET (no body) or POST JSON to the server's REST API; the decoded answer."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{self.url}/{path}", data=data, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
     def flow_run_state(self, run_id: str) -> str:
         """One flow run's state type (COMPLETED, CRASHED…)."""
-        with urllib.request.urlopen(f"{self.url}/flow_runs/{run_id}", timeout=10) as response:
-            return str(json.loads(response.read())["state_type"])
+        return str(self.api(f"flow_runs/{run_id}")["state_type"])
 
     def kill_worker(self, name: str) -> None:
-        """SIGKILL the worker and every process under it: a machine lost mid-shard.
-
-        (The process worker starts each flow run in a session of its own, so killing the worker's
-        process group alone leaves the flow run alive to finish its shard.)
-        """
-        import psutil
-
+        """SIGKILL the worker and every process under it: a machine lost mid-shard."""
         worker = self.workers.pop(name)
-        try:
-            tree = psutil.Process(worker.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            tree = []
+        tree = _descendants(worker.pid)
         os.killpg(worker.pid, signal.SIGKILL)
-        for process in tree:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                process.kill()
+        _kill(tree)
 
     def run_deployment(
         self, name: str, params: dict[str, object], timeout_s: int = 600
@@ -147,21 +137,14 @@ class LoopbackPrefect:
 
     def flow_run_states(self, flow_name: str) -> list[str]:
         """State types (COMPLETED, CRASHED…) of every run of a flow, straight from the REST API."""
-        body = json.dumps({"flows": {"name": {"any_": [flow_name]}}, "limit": 200}).encode()
-        request = urllib.request.Request(f"{self.url}/flow_runs/filter", data=body,
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return [run["state_type"] for run in json.loads(response.read())]
+        runs = self.api("flow_runs/filter", {"flows": {"name": {"any_": [flow_name]}}, "limit": 200})
+        return [run["state_type"] for run in runs]
 
     def log_messages(self, pages: int = 20) -> list[str]:
         """The flow- and task-run log lines the server received (what the UI shows), oldest first."""
         messages: list[str] = []
         for page in range(pages):  # the API returns at most 200 a request
-            body = json.dumps({"limit": 200, "offset": 200 * page, "sort": "TIMESTAMP_ASC"}).encode()
-            request = urllib.request.Request(f"{self.url}/logs/filter", data=body,
-                                             headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(request, timeout=10) as response:
-                entries = json.loads(response.read())
+            entries = self.api("logs/filter", {"limit": 200, "offset": 200 * page, "sort": "TIMESTAMP_ASC"})
             messages += [str(entry["message"]) for entry in entries]
             if len(entries) < 200:
                 break
@@ -169,8 +152,29 @@ class LoopbackPrefect:
 
     def stop(self) -> None:
         for process in [*self.workers.values(), *([self.server] if self.server else [])]:
+            tree = _descendants(process.pid)
             _stop_group(process)
+            _kill(tree)  # flow runs a worker started live in sessions of their own
         self.workers.clear()
+
+
+def _descendants(pid: int) -> list[Any]:
+    """Every process under `pid`, found now (the process worker starts each flow run in a session of its
+    own, so signalling the worker's process group does not reach them)."""
+    import psutil
+
+    try:
+        return list(psutil.Process(pid).children(recursive=True))
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _kill(processes: list[Any]) -> None:
+    import psutil
+
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
 
 
 def _stop_group(process: subprocess.Popen[bytes]) -> None:
