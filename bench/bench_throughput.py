@@ -17,11 +17,12 @@ its peak RSS (the process and its children, sampled every 20 ms, model included)
   Parquet manifest, run metrics — on a warm Prefect API and a warm model. The WER canary, a fixed ~3 s
   per run whatever the library's size, is off for this row.
 
-Two libraries, built by `bench/material.py` (festival's HTS and diphone voices at three speaking rates,
-pauses, a third of the clips over noise or music beds) and cached under `--material`: `short`, clips of
-2-10 s as MP3 plus the two real recordings of Debian's pocketsphinx-testdata whose text is known (a
-voicemail or call-snippet archive); `long`, files of 3, 10 and 20 min, M4A (lectures, meetings). WER is
-scored for every row with tasks/quality/wer.py's normaliser against the synthesised text. The
+Three libraries, built by `bench/material.py` and cached under `--material`: `prompts`, 180 real recorded
+prompts of 2-10 s (Debian's asterisk-core-sounds-en-wav: one human voice, 8 kHz telephone WAV); and from
+festival's HTS and diphone voices at three speaking rates, with pauses, a third of the clips over noise or
+music beds: `short`, clips of 2-10 s as MP3 plus the two real recordings of Debian's pocketsphinx-testdata
+whose text is known (a voicemail or call-snippet archive); `long`, files of 3, 10 and 20 min, M4A (lectures,
+meetings). WER is scored for every row with tasks/quality/wer.py's normaliser against the known text. The
 `transcribe-all --packing` row is the opt-in packing (clips only): faster, but a clip's text then depends
 on its neighbours.
 
@@ -60,13 +61,13 @@ BATCH = 8
 
 def build_libraries(root: Path, short_count: int, long_minutes: list[float], cache: Path) -> dict[str, dict[str, str]]:
     """Build (or reuse, if `root` already holds them) the short and long libraries; part → source → text."""
-    from bench.material import build_long, build_short
+    from bench.material import build_long, build_prompts, build_short
 
     index = root / "references.json"
-    wanted = {"short": short_count, "long": long_minutes}
+    wanted = {"short": short_count, "long": long_minutes, "prompts": "asterisk 2-10 s"}
     if index.exists() and json.loads(index.read_text()).get("wanted") == wanted:
         return dict(json.loads(index.read_text())["references"])
-    references = {"short": build_short(root / "short", short_count, cache),
+    references = {"short": build_short(root / "short", short_count, cache), "prompts": build_prompts(root / "prompts"),
                   "long": build_long(root / "long", long_minutes, cache)}
     index.write_text(json.dumps({"wanted": wanted, "references": references}))
     return references
@@ -239,8 +240,8 @@ def sub_bench(script: str, sizes: str, tmp: Path) -> tuple[str, list[dict[str, A
     return done.stdout.strip(), json.loads(rows_path.read_text())
 
 
-def chart(path: Path, short: list[dict[str, Any]], long: list[dict[str, Any]], scan: list[dict[str, Any]],
-          writer: list[dict[str, Any]], title: str) -> None:
+def chart(path: Path, short: list[dict[str, Any]], prompts: list[dict[str, Any]], long: list[dict[str, Any]],
+          scan: list[dict[str, Any]], writer: list[dict[str, Any]], title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -248,18 +249,17 @@ def chart(path: Path, short: list[dict[str, Any]], long: list[dict[str, Any]], s
 
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
     ax = axes[0]
-    width = 0.38
-    groups = (("clips < 10 s", short), ("several-minute files", long))
-    for offset, (label, results) in zip((-width / 2, width / 2), groups,
-                                        strict=True):
+    width = 0.27
+    groups = (("clips < 10 s", short), ("real recorded prompts < 10 s", prompts), ("several-minute files", long))
+    for offset, (label, results) in zip((-width, 0.0, width), groups, strict=True):
         if not results:
             continue
         xs = [i + offset for i in range(len(results))]
         bars = ax.bar(xs, [r["speed"] for r in results], width, label=label)
         ax.bar_label(bars, labels=[f"WER {r['wer']:.2f}" for r in results], fontsize=7, rotation=90, padding=2)
-    names = [r["row"] for r in (short or long)]
+    names = [r["row"] for r in max(short, prompts, long, key=len)]
     ax.set_xticks(range(len(names)), [n.replace(" ", "\n", 1) for n in names], fontsize=8)
-    tallest = max((r["speed"] for r in short + long), default=1.0)
+    tallest = max((r["speed"] for r in short + prompts + long), default=1.0)
     ax.set_ylim(top=tallest * 1.3)  # room for the WER labels
     ax.set_ylabel("audio seconds per wall second")
     ax.set_title("ASR throughput (same weights and decoding)")
@@ -300,7 +300,7 @@ def main() -> int:
                         help="synthesised sentences, shared by every library")
     parser.add_argument("--sizes", default="1000,10000,100000", help="scan and manifest sizes")
     parser.add_argument("--rows", default=",".join(ROWS), help="which ASR rows, comma-separated")
-    parser.add_argument("--skip", default="", help="parts to skip: short,long,scan,writer")
+    parser.add_argument("--skip", default="", help="parts to skip: short,prompts,long,scan,writer")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--machine", default=f"{os.cpu_count()}-core CPU", help="for the file name and title")
     parser.add_argument("--row", help=argparse.SUPPRESS)
@@ -327,6 +327,7 @@ def main() -> int:
     started = datetime.now(UTC)
     sections: list[str] = []
     short: list[dict[str, Any]] = []
+    prompts: list[dict[str, Any]] = []
     long: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp_name, \
             prefect_test_harness(server_startup_timeout=120):
@@ -337,6 +338,11 @@ def main() -> int:
         if "short" not in skip:
             table, short = asr_table("Clips of 2-10 s (MP3; festival voices, 2 real recordings)",
                                      libraries["short"], args.material / "short", tmp, api_url, rows)
+            sections.append(table)
+            print(table + "\n", flush=True)
+        if "prompts" not in skip:
+            name = "Real recorded prompts of 2-10 s (asterisk-core-sounds-en: one human voice, 8 kHz WAV)"
+            table, prompts = asr_table(name, libraries["prompts"], args.material / "prompts", tmp, api_url, rows)
             sections.append(table)
             print(table + "\n", flush=True)
         if "long" not in skip:
@@ -357,7 +363,7 @@ def main() -> int:
     slug = args.machine.lower().replace(" ", "-").replace(",", "")
     args.results.mkdir(parents=True, exist_ok=True)
     png = args.results / f"throughput_{slug}{'_quick' if args.quick else ''}.png"
-    chart(png, short, long, scan, writer, title)
+    chart(png, short, prompts, long, scan, writer, title)
     command = "python bench/bench_throughput.py " + " ".join(sys.argv[1:])
     took = (datetime.now(UTC) - started).seconds / 60
     report = "\n\n".join([f"# {title}", f"`{command.strip()}` — took {took:.0f} min. Chart: {png.name}", *sections])

@@ -1,6 +1,7 @@
 """The throughput suite's speech: festival voices at several speaking rates, pauses, noise and music beds.
 
-Needs Debian's `festival festvox-us-slt-hts festvox-kallpc16k sox pocketsphinx-testdata`. References
+Needs Debian's `festival festvox-us-slt-hts festvox-kallpc16k sox pocketsphinx-testdata
+asterisk-core-sounds-en-wav`. References
 are the text that was synthesised. Two voices: the HTS statistical voice `cmu_us_slt_arctic_hts`
 (natural-sounding; its speaking rate is hts_engine's speed factor `-r`, since it ignores festival's
 `Duration_Stretch`) and the diphone voice `kal_diphone` (rate via `Duration_Stretch`). Each Harvard
@@ -10,6 +11,9 @@ sentence is synthesised once per (voice, rate) and cached; libraries are assembl
   noise at -30 dB) or a music bed (a chord of sine tones at -32 dB), MP3; plus the real recordings
   of `pocketsphinx-testdata` whose text is known (`goforward.raw`, `tidigits/dhd.2934z.raw`). Its
   `librivox/` and `cards/` folders are never read: they are reserved for independent checks.
+- prompts: real recorded speech, one human voice: the 2-10 s prompts of Debian's
+  `asterisk-core-sounds-en-wav` (8 kHz telephone WAV, as a voicemail or IVR archive holds it) whose
+  text the package lists in `core-sounds-en.txt`, tones, silences and notes left out: 180 clips.
 - long: files of the given minutes, sentences in a row with 0.3-2.0 s pauses, one voice and rate
   per stretch of ~2 min, one file over a noise bed, M4A.
 
@@ -42,6 +46,8 @@ STRETCHES = (0.85, 1.0, 1.2)
 POCKETSPHINX = Path("/usr/share/pocketsphinx/test/data")
 REAL = {"goforward.raw": "go forward ten meters", "tidigits/dhd.2934z.raw": "two nine three four zero"}
 RESERVED = ("librivox", "cards")  # pocketsphinx-testdata folders kept for independent checks
+ASTERISK = Path("/usr/share/asterisk/sounds/en_US_f_Allison")
+ASTERISK_TEXT = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
 
 Audio = npt.NDArray[np.float32]
 
@@ -125,6 +131,32 @@ def build_short(root: Path, count: int, cache: Path, seed: int = 11) -> dict[str
     return references
 
 
+def build_prompts(root: Path, shortest_s: float = 2.0, longest_s: float = 10.0) -> dict[str, str]:
+    """The real recorded asterisk prompts of `shortest_s`-`longest_s` whose text is listed; source → reference."""
+    import gzip
+    import shutil
+    import wave
+
+    if not ASTERISK_TEXT.exists():
+        raise SystemExit(f"{ASTERISK_TEXT} is missing: apt-get install asterisk-core-sounds-en-wav")
+    references: dict[str, str] = {}
+    root.mkdir(parents=True, exist_ok=True)
+    with gzip.open(ASTERISK_TEXT, "rt") as listed:
+        lines = listed.read().splitlines()
+    for line in lines:
+        name, _, text = line.partition(":")
+        wav, text = ASTERISK / f"{name.strip()}.wav", text.strip()
+        if line.startswith(";") or not text or "[" in text or "(" in text or not wav.is_file():
+            continue
+        with wave.open(str(wav)) as opened:
+            seconds = opened.getnframes() / opened.getframerate()
+        if shortest_s <= seconds <= longest_s:
+            source = name.strip().replace("/", "_") + ".wav"
+            shutil.copyfile(wav, root / source)
+            references[source] = text
+    return references
+
+
 def build_long(root: Path, minutes: list[float], cache: Path, seed: int = 5) -> dict[str, str]:
     """One file per entry of `minutes`; source → reference."""
     from tests.media_factory import write_audio
@@ -163,6 +195,7 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "transcribe-all-festival")
     args = parser.parse_args()
     refs = {"short": build_short(args.out / "short", args.short, args.cache),
+            "prompts": build_prompts(args.out / "prompts"),
             "long": build_long(args.out / "long", [float(m) for m in args.long_minutes.split(",")], args.cache)}
     (args.out / "references.json").write_text(json.dumps(refs, indent=1))
     print(f"wrote {sum(len(r) for r in refs.values())} files under {args.out}")

@@ -58,8 +58,9 @@ class RunConfig(BaseModel):
     language: str | None = Field(None, description="Language code; default: the model's own, or detected.")
     word_timestamps: bool = Field(False, description="Word timings in the JSON output, and caption cues cut by them "
                                                      "(costs ~33 % more decode time on CPU).")
-    pack_short_clips: bool = Field(False, description="Short clips share one 30 s window: faster on CPU, but a "
-                                                      "clip's text then depends on its neighbours.")
+    pack_short_clips: bool = Field(False, description="Short clips share one 30 s window: lower WER on tiny "
+                                                      "models, slower than the default, and a clip's text then "
+                                                      "depends on its neighbours.")
     vad: bool = Field(True, description="Cut long silences before the engine (voice-activity detection).")
     engine_options: dict[str, str | int | float | bool] = Field(
         default_factory=dict, description="The engine's own options, e.g. {\"long_form\": \"sequential\"}; "

@@ -43,17 +43,21 @@ def spoken(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Clip], list[s
     return clips, list(references.values())
 
 
-def test_batched_default_is_plain_fp32_greedy_text_for_clips(spoken: tuple[list[Clip], list[str]]) -> None:
-    """A clip up to 30 s is decoded as faster-whisper's own float32 greedy decoder does it alone:
-    same text; packing (opt-in) must be no worse in WER."""
+def test_batched_full_context_is_plain_fp32_greedy_text_for_clips(spoken: tuple[list[Clip], list[str]]) -> None:
+    """With `audio_context=full` a clip up to 30 s is decoded as faster-whisper's own float32 greedy
+    decoder does it alone: same text. The default (`fit`: the encoder hears the clip's own length) and
+    packing (opt-in) must be no worse in WER."""
     from faster_whisper import WhisperModel
 
     clips, refs = spoken
     plain = WhisperModel(resolve_model(EngineConfig()), device="cpu", compute_type="float32")
     options = {"beam_size": 1, "language": "en", "temperature": 0.0, "condition_on_previous_text": False}
     baseline = [" ".join(s.text.strip() for s in plain.transcribe(c.samples, **options)[0]) for c in clips]
-    batched = load_transcriber(EngineConfig()).transcribe(clips)
-    assert [t.text for t in batched] == baseline
+    full = load_transcriber(EngineConfig(extra=(("audio_context", "full"),))).transcribe(clips)
+    assert [t.text for t in full] == baseline
+    fitted = load_transcriber(EngineConfig()).transcribe(clips)
+    assert [t.text for t in fitted] != baseline  # the option reaches the encoder
+    assert word_error_rate(refs, [t.text for t in fitted]) <= word_error_rate(refs, baseline)
     packed = load_transcriber(EngineConfig(pack_short_clips=True)).transcribe(clips)
     assert word_error_rate(refs, [t.text for t in packed]) <= word_error_rate(refs, baseline)
 
@@ -215,3 +219,21 @@ def test_through_the_guards_a_long_file_runs_vad_once_with_the_engines_own_text(
     assert len(calls) == 1
     assert isinstance(guarded, Transcript) and guarded.text == alone.text
     assert [(s.start, s.end) for s in guarded.segments] == [(s.start, s.end) for s in alone.segments]
+
+
+def test_the_encoder_hears_a_short_window_at_its_own_length_in_5_s_steps() -> None:
+    """`fit`: the window plus >= 2 s, rounded up to 5 s, never under 15 s (7.5 s made tiny.en loop),
+    never over Whisper's 30 s; `full`: always 30 s. Clips of one length share a batch; a long file's
+    windows keep 30 s."""
+    from tasks.engines.ct2_batch import Window, encoder_frames
+
+    seconds = {2.0: 1500, 8.0: 1500, 12.9: 1500, 13.1: 2000, 18.1: 2500, 27.9: 3000, 30.0: 3000}
+    for length, frames in seconds.items():
+        assert encoder_frames(round(length * 16_000), fit_context=True) == frames, length
+        assert encoder_frames(round(length * 16_000), fit_context=False) == 3000
+    decoder = load_transcriber(EngineConfig())._batch  # type: ignore[attr-defined]
+    windows = [Window(i, ((0.0, s),), np.zeros(round(s * 16_000), np.float32)) for i, s in enumerate([3, 9, 14, 4, 29])]
+    assert sorted(sorted(b) for b in decoder._batches(windows)) == [[0, 1, 3], [2], [4]]
+    long_file = [Window(0, ((0.0, s),), np.zeros(round(s * 16_000), np.float32), timestamps=False) for s in (29, 3)]
+    assert [decoder._frames(w) for w in long_file] == [3000, 3000]  # a long file's windows keep 30 s
+    assert decoder._batches(long_file) == [[0, 1]]

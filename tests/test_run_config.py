@@ -21,8 +21,8 @@ BASE = {"source": str(ROOT / "examples" / "library"), "out": "/tmp/never-written
     [
         ({"shards": 2, "shard_minutes": 60}, "shards and shard_minutes: give one or the other"),
         ({"engine_options": {"bogus_knob": "1"}},
-         ("engine_options: unknown option 'bogus_knob' for the ctranslate2 engine; valid: long_form, quality_retry, "
-         "vad, vad_threshold")),
+         ("engine_options: unknown option 'bogus_knob' for the ctranslate2 engine; valid: audio_context, long_form, "
+         "quality_retry, vad, vad_threshold")),
         ({"engine_options": {"long_form": "fast"}}, "engine_options: long_form: Input should be 'batched' or"),
         ({"shards": 0}, "shards: Input should be greater than or equal to 1"),
         ({"bogus": 1}, "bogus: unknown parameter; valid: source, out,"),

@@ -33,7 +33,7 @@ class EngineConfig:
     beam_size: int = 1
     language: str | None = None
     word_timestamps: bool = False
-    # opt-in: short clips share 30 s windows (faster on CPU, but a clip's text then depends on its neighbours)
+    # opt-in: short clips share 30 s windows (a clip's text then depends on its neighbours)
     pack_short_clips: bool = False
     batch_size: int = 0  # 0: the engine picks (from free memory on a GPU)
     extra: tuple[tuple[str, str], ...] = ()  # engine-specific knobs, as sorted pairs
