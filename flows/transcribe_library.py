@@ -5,7 +5,7 @@ in one line) → prepare (and check the canary set) → merge what dead runs lef
 scan → plan (skip what is done) → shard → run the shards → merge the manifest → WER
 canary (tasks/quality/canary.py; only when something was transcribed) → record
 metrics → publish → fail if shards or the canary did. With no `pool` the shards run
-here, one after another, as child flow runs (the CLI's one-machine path); with a pool
+here, one after another, inside this flow run (the CLI's one-machine path); with a pool
 each shard is a `transcribe-shard/<pool>` deployment run that the pool's workers pick up.
 The parameters are `RunConfig`'s fields (tasks/run_config.py), declared there once.
 """
@@ -22,14 +22,14 @@ from prefect.utilities.annotations import quote
 from blocks.hardware import resolve_pricing
 from blocks.library import resolve_library
 from flows.params import model_parameters
-from flows.transcribe_shard import transcribe_shard
+from flows.transcribe_shard import run_shard
 from tasks.engines import check_engine
 from tasks.locations import check_location
 from tasks.media.scan import scan_library_task
 from tasks.output.archive import refresh_archive_task
 from tasks.output.layout import run_lease
 from tasks.output.manifests import finalize_run_task
-from tasks.output.metrics import RunMetrics, record_run_task
+from tasks.output.metrics import RunMetrics, ShardSummary, record_run_task
 from tasks.output.recovery import recover_output_task
 from tasks.output.reporting import publish_run_report
 from tasks.output.shard_plans import write_shard_plans_task
@@ -44,6 +44,7 @@ from tasks.quality.canary import (
     resolve_canary_task,
     run_canary_task,
 )
+from tasks.records import ShardRef
 from tasks.run_config import ConfigError, RunConfig, RunRef
 
 
@@ -81,7 +82,7 @@ def transcribe_library(**parameters: Any) -> RunMetrics:
                                         attempts=config.shard_attempts)
         else:
             for ref in refs:
-                transcribe_shard(shard=ref, config=config, run=run)
+                run_shard_here(ref, config, run)
         report("finishing", 0, 0.0)
         finalize_run_task(config.out, run_id)
         # The canary checks the engine that made this run's transcripts: nothing transcribed, nothing to check.
@@ -102,6 +103,16 @@ def transcribe_library(**parameters: Any) -> RunMetrics:
     if checked and not checked.passed:
         raise CanaryFailed(f"{checked.summary()}; transcripts were written and flagged {CANARY_FAILED}")
     return metrics
+
+
+def run_shard_here(shard: ShardRef, config: RunConfig, run: RunRef) -> ShardSummary:
+    """One shard on this machine, tried twice as the `transcribe-shard` flow retries once; what its
+    first try landed is kept (its batches are in the manifest) and not redone."""
+    try:
+        return run_shard(shard, config, run)
+    except Exception as error:  # noqa: BLE001 - the second try raises what is still wrong
+        get_run_logger().warning("shard %d failed (%s); trying it once more", shard.shard_id, error)
+        return run_shard(shard, config, run)
 
 
 def check_run(parameters: dict[str, Any]) -> tuple[RunConfig, str, Any]:
