@@ -14,8 +14,9 @@ from flows.transcribe_library import transcribe_library
 from flows.transcribe_shard import transcribe_shard
 from tasks.engines import EngineConfig
 from tasks.output.manifests import finalize_run
+from tasks.output.metrics import ShardSummary
 from tasks.output.shard_plans import read_shard_plan, write_shard_plan
-from tasks.records import MediaItem, Shard
+from tasks.records import MediaItem, Shard, ShardRef
 from tasks.run_config import RunConfig, RunRef
 from tests.media_factory import build_bad, build_odd_valid, speech, write_audio
 
@@ -132,6 +133,31 @@ def test_a_retried_shard_only_redoes_what_is_missing(prefect_api: str, library: 
     assert finalize_run(out.resolve(), "run-x").rows == 6
     assert Counter(manifest(out)["source"]) == Counter({i.source: 1 for i in items})
     assert not list((out / "_staging").rglob("*.parquet"))
+
+
+def test_on_one_machine_a_failed_shard_is_tried_once_more_inline(
+    prefect_api: str, library: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a pool the shards run inside the library flow run (no child flow run, whose ~3 s Prefect
+    overhead held the suite's long files level with the peer); a shard that fails is tried once more,
+    as the `transcribe-shard` flow's own retry did, and nothing lands twice."""
+    import flows.transcribe_library as library_flow
+
+    tries: list[int] = []
+    real = library_flow.run_shard
+
+    def blip_once(shard: ShardRef, config: RunConfig, run: RunRef) -> ShardSummary:
+        tries.append(shard.shard_id)
+        summary = real(shard, config, run)
+        if len(tries) == 1:
+            raise OSError("a blip after the shard's batches landed")
+        return summary
+
+    monkeypatch.setattr(library_flow, "run_shard", blip_once)
+    out = tmp_path / "out"
+    metrics = transcribe_library(source=str(library), out=str(out), engine="fake", canary="off")
+    assert tries == [0, 0] and metrics.files_ok == 6
+    assert ok_rows_are_unique(out) and len(manifest(out)) == 6
 
 
 def test_a_run_whose_parent_died_is_merged_by_the_next(prefect_api: str, library: Path, tmp_path: Path) -> None:
