@@ -120,6 +120,7 @@ def stitch_words(
 ) -> tuple[Word, ...]:
     """Words from each window (on the window's clock) → one monotonic word list on the file's clock."""
     kept: list[Word] = []
+    last_from = -1  # the window the last kept word came from
     for index, (chunk, words) in enumerate(zip(chunks, chunk_words, strict=True)):
         offset = chunk.start / rate
         # a window may place a boundary word slightly earlier than its neighbour did: look back a little
@@ -131,15 +132,19 @@ def stitch_words(
             on_file_clock = Word(start, end, word.word, word.probability)
             if not owns(low, high, on_file_clock):
                 continue
-            if kept and (midpoint(on_file_clock) < kept[-1].end or _is_repeat(kept[-1], word.word, start)):
+            # two windows can place one short word apart by more than its length (each is off by tens of
+            # ms): across a window boundary, the same word starting within the look-back is that word again
+            slack = BOUNDARY_TOLERANCE_S if last_from != index else 0.0
+            if kept and (midpoint(on_file_clock) < kept[-1].end or _is_repeat(kept[-1], word.word, start, slack)):
                 continue  # the previous chunk already covered this time
             start = min(max(start, kept[-1].end if kept else 0.0), end)
             kept.append(Word(round(start, 3), round(end, 3), word.word, word.probability))
+            last_from = index
     return tuple(kept)
 
 
-def _is_repeat(previous: Word, text: str, start: float) -> bool:
-    return previous.word.strip().lower() == text.strip().lower() and start < previous.end
+def _is_repeat(previous: Word, text: str, start: float, slack: float = 0.0) -> bool:
+    return previous.word.strip().lower() == text.strip().lower() and start < previous.end + slack
 
 
 def segment_words(words: Sequence[Word], policy: LongformPolicy) -> list[tuple[Segment, list[Word]]]:
