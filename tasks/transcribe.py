@@ -22,7 +22,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.engines import load_transcriber
 from tasks.engines.base import EngineError, Transcriber
-from tasks.media.pieces import LongAudio, transcribe_together
+from tasks.media.pieces import LongAudio, transcribe_in_pieces
 from tasks.media.prefetch import Batch, Decoded, decode_workers
 from tasks.output.layout import output_layout, transcript_stem
 from tasks.output.manifests import RunContext, write_part
@@ -56,9 +56,12 @@ def transcribe_batch(
     started = time.perf_counter()
     options = quality or QualityOptions()
     clips = [d for d in decoded if isinstance(d, Clip)]
-    longs = [d for d in decoded if isinstance(d, LongAudio)]  # piece by piece: memory stays flat
     # voice-activity detection, quality guards, one safer retry of flagged files (tasks/quality/guarded.py)
-    outputs = transcribe_together(clips, longs, lambda some: transcribe_guarded(transcriber, some, options, run_engine))
+    guarded = transcribe_guarded(transcriber, clips, options, run_engine)
+    outputs: dict[str, Transcript | Failure] = dict(zip((c.key for c in clips), guarded, strict=True))
+    for long in (d for d in decoded if isinstance(d, LongAudio)):  # piece by piece: memory stays flat
+        outputs[long.key] = transcribe_in_pieces(
+            long, lambda pieces: transcribe_guarded(transcriber, pieces, options, run_engine))
     inferred_at = time.perf_counter()
     total_audio = sum(d.duration_s for d in decoded if not isinstance(d, Failure)) or 1.0
     busy = inferred_at - started

@@ -11,14 +11,7 @@ import pytest
 
 from tasks.media.audio import decode_audio
 from tasks.media.local import LocalSource
-from tasks.media.pieces import (
-    LongAudio,
-    decode_spilling,
-    iter_pieces,
-    join_pieces,
-    transcribe_in_pieces,
-    transcribe_together,
-)
+from tasks.media.pieces import LongAudio, decode_spilling, iter_pieces, join_pieces, transcribe_in_pieces
 from tasks.media.prefetch import DecodeAhead
 from tasks.records import Attempt, Clip, Failure, MediaItem, Quality, Segment, Transcript, Word
 from tests.media_factory import speech, write_audio
@@ -138,33 +131,3 @@ def test_spill_folders_of_dead_processes_are_removed(tmp_path: Path, monkeypatch
     mine = new_spill_dir()
     assert not stale.exists() and Path(mine).is_dir() and Path(mine).name.startswith(f"{SPILL_PREFIX}{os.getpid()}-")
 
-
-def test_a_batch_s_clips_and_long_files_share_the_engine_calls(long_wav: Path, tmp_path: Path) -> None:
-    """The pieces of all long files are one stream, `group` to a call, the clips with the first call; each
-    file gets its own pieces back in order, and a failed piece fails only its file (its later pieces skipped)."""
-    first, second, broken = (decode_spilling(long_wav, name, None, tmp_path, spill_after_s=5)
-                             for name in ("a.wav", "b.wav", "c.wav"))
-    assert isinstance(first, LongAudio) and isinstance(second, LongAudio) and isinstance(broken, LongAudio)
-    pieces = len(list(iter_pieces(first, piece_s=12)))
-    clips = [Clip("short1", np.zeros(RATE, np.float32)), Clip("short2", np.zeros(RATE, np.float32))]
-    calls: list[list[str]] = []
-
-    def engine(given: Sequence[Clip]) -> list[Transcript | Failure]:
-        calls.append([c.key for c in given])
-        return [Failure("engine failed: boom") if c.key == "c.wav" else Transcript(f"{c.key}:{len(calls)}", ())
-                for c in given]
-
-    outcome = transcribe_together(clips, [first, broken, second], engine, piece_s=12, group=3)
-    assert calls[0][:2] == ["short1", "short2"] and len(calls[0]) == 5  # the clips ride with the first 3 pieces
-    assert all(len(keys) == 3 for keys in calls[1:-1])  # full calls, pieces of different files together
-    assert any(len(set(keys)) > 1 for keys in calls[1:])
-    failed_in = next(n for n, keys in enumerate(calls) if "c.wav" in keys)
-    assert not any("c.wav" in keys for keys in calls[failed_in + 1:])  # the broken file's later pieces: skipped
-    assert [k for keys in calls for k in keys].count("b.wav") == pieces
-    assert outcome["short1"] == Transcript("short1:1", ())
-    assert isinstance(outcome["c.wav"], Failure) and "in the piece at 0 s" in str(outcome["c.wav"])
-    for audio in (first, second):
-        joined = outcome[audio.key]
-        assert isinstance(joined, Transcript) and joined.info["pieces"] == str(pieces)
-        numbers = [int(t.split(":")[1]) for t in joined.text.split()]
-        assert numbers == sorted(numbers) and all(t.startswith(audio.key) for t in joined.text.split())

@@ -5,11 +5,10 @@ decoded audio it writes the samples to a raw 16 kHz mono int16 file in the decod
 spill folder instead (1.15 GB for 10 hours, on disk), and hands over a `LongAudio` — a path,
 not an array. The transcriber then reads pieces of at most `PIECE_S`, each cut at the
 quietest moment of the last `SEARCH_S` before the limit (so no cut falls inside a word
-when the file has any pause there), `PIECES_AT_ONCE` at a time, the pieces of a batch's long
-files in one stream with its short clips (`transcribe_together`); each piece goes through VAD,
-the engine and the guards as a clip of its own (the engine batches their windows together).
-The pieces' transcripts are joined with their time offsets into one transcript, so the file
-still gets one row and one JSON / SRT / VTT.
+when the file has any pause there), `PIECES_AT_ONCE` at a time; each piece goes through
+VAD, the engine and the guards as a clip of its own (the engine batches their windows
+together). The pieces' transcripts are joined with their time offsets into one
+transcript, so the file still gets one row and one JSON / SRT / VTT.
 
 This sits above the engines, so every engine gets it; an engine still windows a piece its
 own way (30 s windows for Whisper). int16 on disk rather than float32: half the disk, and
@@ -21,7 +20,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -114,46 +112,16 @@ def transcribe_in_pieces(
     audio: LongAudio, transcribe: Callable[[Sequence[Clip]], Sequence[Transcript | Failure]],
     piece_s: float | None = None, group: int | None = None,
 ) -> Transcript | Failure:
-    """One long file, `group` pieces at a time (`transcribe_together`)."""
-    return transcribe_together([], [audio], transcribe, piece_s, group)[audio.key]
-
-
-def transcribe_together(
-    clips: Sequence[Clip], longs: Sequence[LongAudio],
-    transcribe: Callable[[Sequence[Clip]], Sequence[Transcript | Failure]],
-    piece_s: float | None = None, group: int | None = None,
-) -> dict[str, Transcript | Failure]:
-    """A batch's clips and its long files' pieces, each file's outcome by key.
-
-    The pieces of all long files form one stream, `group` pieces to a call, and the clips ride with
-    the first call: windows of different files share the engine's batches (the suite's 3, 10 and 20
-    minute files went through 4 calls and 11 batches of up to 16 windows one file at a time, 3 calls
-    and 8 batches together), while memory holds at most `group` pieces. A long file's transcript is
-    its pieces' joined on its clock; a piece that failed fails its file, and the file's later pieces
-    are skipped."""
-    group = group or PIECES_AT_ONCE
-    stream = ((n, offset, piece) for n, audio in enumerate(longs)
-              for offset, piece in iter_pieces(audio, piece_s or PIECE_S))
-    parts: list[list[tuple[float, Transcript]]] = [[] for _ in longs]
-    failed: dict[int, Failure] = {}
-    outcomes: dict[str, Transcript | Failure] = {}
-    head = list(clips)
-    while True:
-        live = ((n, offset, piece) for n, offset, piece in stream if n not in failed)  # a failed file's are skipped
-        pending = list(islice(live, group))
-        if not pending and not head:
-            break
-        got = list(transcribe(head + [piece for _, _, piece in pending]))
-        outcomes.update(zip((clip.key for clip in head), got[: len(head)], strict=True))
-        for (n, offset, _), result in zip(pending, got[len(head):], strict=True):
-            if isinstance(result, Transcript):
-                parts[n].append((offset, result))
-            elif n not in failed:
-                failed[n] = result.within(f"in the piece at {offset:.0f} s of {longs[n].duration_s:.0f} s")
-        head = []
-    for n, audio in enumerate(longs):
-        outcomes[audio.key] = failed.get(n) or join_pieces(parts[n])
-    return outcomes
+    """Transcribe `group` pieces at a time; one transcript on the file's clock, or why a piece failed."""
+    parts: list[tuple[float, Transcript]] = []
+    pieces = iter_pieces(audio, piece_s or PIECE_S)
+    while pending := [piece for _, piece in zip(range(group or PIECES_AT_ONCE), pieces, strict=False)]:
+        outcomes = transcribe([clip for _, clip in pending])
+        for (offset, _), got in zip(pending, outcomes, strict=True):
+            if not isinstance(got, Transcript):
+                return got.within(f"in the piece at {offset:.0f} s of {audio.duration_s:.0f} s")
+            parts.append((offset, got))
+    return join_pieces(parts)
 
 
 def join_pieces(parts: Sequence[tuple[float, Transcript]]) -> Transcript:
