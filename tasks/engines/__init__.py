@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from tasks.engines.base import ENGINES, EngineConfig, EngineError, Transcriber, config_hash
+from tasks.engines.base import ENGINES, EngineConfig, EngineError, Transcriber
+from tasks.engines.identity import config_hash
 
 __all__ = ["ENGINES", "REGISTRY", "EngineConfig", "EngineError", "EngineSpec", "Transcriber", "check_engine",
            "config_hash", "load_transcriber", "resolve_model"]

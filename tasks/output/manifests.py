@@ -215,22 +215,27 @@ class Ledger:
     done: dict[str, str]  # content_sha256 → run_id of its ok row, for this config
     seen_this_run: frozenset[str]  # sources that already have a row in this run
     transcripts: dict[str, str] = field(default_factory=dict)  # content_sha256 → its ok row's transcript_path
+    # contents with an ok row under another config only: done again because the configuration changed
+    other_configs: frozenset[str] = frozenset()
 
 
 def load_ledger(out: Path, config_hash: str, run_id: str) -> Ledger:
-    """Only the ok rows of this config are read (the filter runs in Arrow, per row group), so the
-    ledger grows with the library's distinct contents, not with files × nightly runs."""
-    columns = ["content_sha256", "run_id", "transcript_path"]
-    wanted = (pc.field("status") == "ok") & (pc.field("config_hash") == config_hash)
+    """Only the ok rows are read, four columns of them (the filter runs in Arrow, per row group), so the
+    ledger grows with the library's distinct contents × configs, not with files × nightly runs."""
+    columns = ["content_sha256", "run_id", "transcript_path", "config_hash"]
+    wanted = pc.field("status") == "ok"
     done: dict[str, str] = {}
     transcripts: dict[str, str] = {}
+    elsewhere: set[str] = set()
     for table in (read_manifest(out, columns, where=wanted), read_staging(out, columns, where=wanted)):
-        for content, ok_in_run, path in zip(*(table.column(c).to_pylist() for c in columns), strict=True):
-            if content not in done:
+        for content, ok_in_run, path, made_by in zip(*(table.column(c).to_pylist() for c in columns), strict=True):
+            if made_by != config_hash:
+                elsewhere.add(content)
+            elif content not in done:
                 done[content] = ok_in_run
                 if path:
                     transcripts[content] = path
-    return Ledger(done, frozenset(sources_in_run(out, run_id)), transcripts)
+    return Ledger(done, frozenset(sources_in_run(out, run_id)), transcripts, frozenset(elsewhere - done.keys()))
 
 
 def sources_in_run(out: Path, run_id: str) -> set[str]:
