@@ -107,11 +107,14 @@ def test_site_command_builds_then_rewrites_nothing_and_remembers_source(tmp_path
                                                                         capsys: pytest.CaptureFixture[str]) -> None:
     media, out = tmp_path / "media", tmp_path / "out"
     (media / "calls").mkdir(parents=True)
+    (media / "calls" / "a.wav").write_bytes(b"RIFF")
     write_run(out, RUN1, [Row("calls/a.wav", [(0.0, 2.0, "Refund the customer today")])])
     assert main(["site", str(out), "--source", str(media)]) == 0
     assert "site: 1 files" in capsys.readouterr().out
     page = out / "site" / "files" / page_name("calls/a.wav")
-    assert 'src="../../../media/calls/a.wav"' in page.read_text()
+    linked = page_name("calls/a.wav").removesuffix(".html") + ".wav"
+    assert f'src="../media/{linked}"' in page.read_text()  # a link in DIR/site/media/ to the file in SOURCE
+    assert (out / "site" / "media" / linked).resolve() == (media / "calls" / "a.wav").resolve()
     stamp = page.stat().st_mtime_ns
     assert main(["site", str(out)]) == 0  # no --source: the one given before
     assert "0 pages written" in capsys.readouterr().out and page.stat().st_mtime_ns == stamp
