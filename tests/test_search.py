@@ -82,8 +82,8 @@ def test_table_highlights_the_match(archive: Path, capsys: pytest.CaptureFixture
     (["search", "DIR", "!!!"], "QUERY: no words to search for"),
     (["search", "DIR", "x", "--limit", "0"], "--limit: must be from 1 to 20,000, got 0"),
     (["search", "DIR", "refund", "--limit", "9223372036854775808"], "--limit: must be from 1 to 20,000"),
-    (["search", "DIR", "-refund"], "'-refund' reads as an option; to search for words that start with -, "
-                                   "put the query after --: transcribe-all search DIR -- -refund"),
+    (["search", "DIR", "-refund"], ("'-refund' reads as an option; to search for words that start with -, "
+                                    "put the query after --: transcribe-all search DIR -- -refund")),
     (["search", "DIR", "refund", "-x"], "transcribe-all search DIR -- -x"),
     (["search", "/nonexistent/out", "x"], "DIR: no manifest/ folder"),
     (["search", "ftp://host/out", "x"], "DIR: ftp:// is not supported"),
