@@ -34,7 +34,7 @@ ol.segments li { padding: .25rem 0; display: flex; gap: .8rem; }
 ol.segments li.playing { background: #eef4fb; }
 a.t { font-variant-numeric: tabular-nums; text-decoration: none; min-width: 4.5rem; }
 .meta { color: #555; }
-.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(440px, 1fr)); gap: 1rem; }
+.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(440px, 100%), 1fr)); gap: 1rem; }
 svg.chart { width: 100%; height: auto; background: white; border: 1px solid #e3e6ea; border-radius: 6px; }
 svg .chart-title { font-size: 13px; font-weight: 600; fill: #1d232b; }
 svg .tick, svg .legend { font-size: 10px; fill: #555; }
