@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sqlite3
 import sys
 from dataclasses import asdict
@@ -57,12 +58,14 @@ def leading_dash_hint(argv: list[str], message: str) -> str:
     """argparse's error for `search DIR -refund` (an unknown option, QUERY missing), with the way out."""
     if not argv or argv[0] != "search" or not ("QUERY" in message or "unrecognized arguments" in message):
         return message
-    known = {"--limit", "--json", "-h", "--help"}
-    dashed = [a for a in argv[1:] if a.startswith("-") and a != "--" and a.split("=", 1)[0] not in known]
+    # `-refund` is a word; `--limt` is a mistyped option, which argparse's own message names well.
+    dashed = [a for a in argv[1:] if a.startswith("-") and not a.startswith("--") and a != "-h"]
     if not dashed:
         return message
-    return (f"QUERY: {dashed[0]!r} reads as an option; to search for words that start with -, "
-            f"put the query after --: transcribe-all search DIR -- {dashed[0]}")
+    word = dashed[0]
+    typed = shlex.quote(word) if word.isprintable() else ascii(word)  # the line stays one line
+    return (f"QUERY: {ascii(word) if not word.isprintable() else repr(word)} reads as an option; to search for "
+            f"words that start with -, put the query after --: transcribe-all search DIR -- {typed}")
 
 
 def run_archive_command(args: argparse.Namespace) -> int:
