@@ -122,6 +122,21 @@ def test_site_command_builds_then_rewrites_nothing_and_remembers_source(tmp_path
     assert "--source: not a folder" in capsys.readouterr().err
 
 
+def test_copy_media_is_opt_in_and_remembered(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    media, out = tmp_path / "media", tmp_path / "out"
+    (media / "calls").mkdir(parents=True)
+    (media / "calls" / "a.wav").write_bytes(b"RIFF-bytes")
+    write_run(out, RUN1, [Row("calls/a.wav", [(0.0, 2.0, "Refund the customer today")])])
+    linked = out / "site" / "media" / (page_name("calls/a.wav").removesuffix(".html") + ".wav")
+    assert main(["site", str(out), "--source", str(media), "--copy-media"]) == 0
+    assert "1 players, media copied from" in capsys.readouterr().out
+    assert not linked.is_symlink() and linked.read_bytes() == b"RIFF-bytes"
+    assert main(["site", str(out)]) == 0  # remembered; the copy is current, so it is left alone
+    assert not linked.is_symlink() and "0 pages written" in capsys.readouterr().out
+    assert main(["site", str(out), "--no-copy-media"]) == 0
+    assert linked.is_symlink() and linked.resolve() == (media / "calls" / "a.wav").resolve()
+
+
 def test_names_that_are_not_utf8_survive_and_are_shown_escaped() -> None:
     from tasks.output.search import db_source, py_source
     from tasks.output.site_pages import display_name, url_path

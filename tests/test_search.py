@@ -173,3 +173,20 @@ def test_a_file_that_fails_later_keeps_its_last_good_text(archive: Path) -> None
     with sqlite3.connect(db) as con:  # while the listing shows what the latest run said
         assert con.execute("SELECT status, run_id FROM files WHERE source = ?",
                            (b"meetings/standup.wav",)).fetchone() == ("failed", RUN2)
+
+
+def test_a_removed_file_is_not_found_until_it_comes_back(archive: Path) -> None:
+    db = archive / INDEX_PATH
+    update_index(archive, db)
+    assert [h.source for h in search(db, "lazy dog")] == ["meetings/standup.wav"]
+    write_run(archive, RUN2, [Row("meetings/standup.wav", [(0.0, 1.6, "The quick brown fox"),
+                                                           (1.6, 3.4, "jumps over the lazy dog.")], status="removed")])
+    update_index(archive, db)
+    assert search(db, "lazy dog") == []  # gone from SOURCE: its removed row takes it out of search
+    with sqlite3.connect(db) as con:  # and its text, which no other file shares, out of the index
+        assert con.execute("SELECT count(*) FROM segments WHERE text LIKE '%lazy%'").fetchone() == (0,)
+    write_run(archive, RUN3, [Row("meetings/standup.wav", [(0.0, 1.6, "The quick brown fox"),
+                                                           (1.6, 3.4, "jumps over the lazy dog.")],
+                                  status="skipped", done_in_run=RUN1)])  # the same bytes are back
+    update_index(archive, db)
+    assert [h.source for h in search(db, "lazy dog")] == ["meetings/standup.wav"]
