@@ -21,7 +21,7 @@ from tasks.locations import location_kind
 from tasks.output.archive_store import archive_root, refresh_index, runs_folder, ship
 from tasks.output.history import HISTORY_RUNS, read_runs, table_rows
 from tasks.output.layout import OutputLayout, output_layout
-from tasks.output.parts import DELETE, CorruptPartError, first_unreadable
+from tasks.output.parts import DELETE, CorruptPartError, naming_unreadable
 from tasks.output.search import IndexUpdate, connect
 from tasks.output.site import SITE_DIR, SiteBuild, build_site, publish_site
 from tasks.output.site_media import MediaLinks
@@ -131,11 +131,8 @@ def refresh_archive_task(out: str, base_url: str | None = None, site: bool = Fal
 
 
 def _read_runs(folder: Path) -> list[dict[str, object]]:
-    try:
+    with naming_unreadable(lambda: sorted(folder.glob("*.parquet")), ["run_id"], DELETE):
         return read_runs(folder, HISTORY_RUNS)
-    except (pa.ArrowException, OSError) as error:
-        bad = first_unreadable(sorted(folder.glob("*.parquet")), ["run_id"])
-        raise CorruptPartError(*bad, DELETE) if bad else error from None
 
 
 def _is_local(layout: OutputLayout) -> bool:

@@ -7,7 +7,8 @@ instead of a pyarrow traceback.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
@@ -36,3 +37,15 @@ def first_unreadable(parts: Iterable[Path], columns: list[str]) -> tuple[Path, B
         except (pa.ArrowException, OSError, ValueError) as error:
             return path, error
     return None
+
+
+@contextmanager
+def naming_unreadable(parts: Callable[[], Iterable[Path]], columns: list[str], fix: str = RERUN) -> Iterator[None]:
+    """Turn a read error in the block into a CorruptPartError naming the part (other errors pass)."""
+    try:
+        yield
+    except (pa.ArrowException, OSError) as error:
+        bad = first_unreadable(parts(), columns)
+        if bad is None:
+            raise
+        raise CorruptPartError(*bad, fix) from error

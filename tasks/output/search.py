@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import pyarrow as pa
@@ -32,7 +33,7 @@ import pyarrow.dataset as ds
 
 from tasks.output.layout import MANIFEST, SEARCH_INDEX, run_folder
 from tasks.output.manifests import MANIFEST_SCHEMA
-from tasks.output.parts import CorruptPartError, first_unreadable
+from tasks.output.parts import naming_unreadable
 
 INDEX_PATH = SEARCH_INDEX
 SCHEMA_VERSION = "1"
@@ -123,8 +124,8 @@ def _update(root: Path, db_path: Path, rebuilt: bool) -> IndexUpdate:
         todo = [(run, fp) for run, fp in _partitions(root) if done.get(run) != fp]
         rows = 0
         for run_id, fingerprint in todo:  # one transaction per run: a crash leaves whole runs indexed
-            with db:
-                rows += _apply_run_checked(db, root, run_id)
+            with db, naming_unreadable(partial(_parts, root, run_id), _COLUMNS):  # a bad part: rolled back
+                rows += _apply_run(db, root, run_id)
                 db.execute("INSERT OR REPLACE INTO runs VALUES (?, ?)", (run_id, fingerprint))
         if rebuilt and rows:  # one b-tree instead of one per insert burst: fewer pages read per query
             with db:
@@ -170,17 +171,6 @@ def _stamp(part: Path) -> str:
     """Name and size: a merge that adds rows, or a rewrite that adds flags, changes the size. Not the
     mtime: an S3 worker's mirror of the manifest has its own mtimes, and would re-read every run."""
     return f"{part.name}:{part.stat().st_size}"
-
-
-def _apply_run_checked(db: sqlite3.Connection, root: Path, run_id: str) -> int:
-    """`_apply_run`, or a CorruptPartError naming the part that cannot be read (its transaction rolls back)."""
-    try:
-        return _apply_run(db, root, run_id)
-    except (pa.ArrowException, OSError) as error:
-        bad = first_unreadable(_parts(root, run_id), _COLUMNS)
-        if bad is None:
-            raise
-        raise CorruptPartError(*bad) from error
 
 
 def _apply_run(db: sqlite3.Connection, root: Path, run_id: str) -> int:
