@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, NoReturn
 
-from transcribe_all.archive_cli import add_archive_commands, run_archive_command
+from transcribe_all.archive_cli import add_archive_commands, leading_dash_hint, run_archive_command
 from transcribe_all.exit_codes import EXIT_USAGE
 from transcribe_all.settings import prepare_cli_prefect_env, worker_settings
 
@@ -118,8 +118,12 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parser.parse_args(argv)
+        try:
+            args = parser.parse_args(argv)
+        except UsageError as error:
+            raise UsageError(leading_dash_hint(argv, str(error))) from None
         if args.command is None:
             parser.print_help(sys.stderr)
             return EXIT_USAGE

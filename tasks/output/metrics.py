@@ -69,6 +69,7 @@ class RunMetrics:
     files_removed: int = 0  # files gone from SOURCE since the last run: `removed` rows
     quarantined: int = 0  # corrupt parts moved to DIR/_quarantine/ at the start of the run
     interrupted: bool = False  # written by a later run for a run that was killed before its own row
+    source: str | None = None  # the SOURCE scanned (an absolute folder or a URI): the site's media (archive.py)
 
 
 def summarise_run(
@@ -121,7 +122,8 @@ def read_stage_times(out: Path, run_id: str) -> StageTimes:
 
 
 def _arrow_type(annotation: str) -> pa.DataType:
-    return {"str": pa.string(), "int": pa.int64(), "bool": pa.bool_(), "datetime": pa.timestamp("us", tz="UTC")}.get(
+    return {"str": pa.string(), "str | None": pa.string(), "int": pa.int64(), "bool": pa.bool_(),
+            "datetime": pa.timestamp("us", tz="UTC")}.get(
         annotation, pa.float64()  # float and float | None
     )
 
@@ -146,6 +148,7 @@ def record_run_task(
     canary_wer: float | None = None,
     canary_threshold: float | None = None,
     quarantined: int = 0,
+    source: str | None = None,
 ) -> RunMetrics:
     """Compute the run's metrics from its merged manifest and write its row to DIR/runs/."""
     layout = output_layout(out)
@@ -159,6 +162,6 @@ def record_run_task(
         config_hash=config_hash,
     )
     metrics = replace(metrics, files_flagged=flagged, canary_wer=canary_wer, canary_threshold=canary_threshold,
-                      quarantined=quarantined)
+                      quarantined=quarantined, source=source)
     layout.publish([write_run_row(layout.write_root(), metrics)])
     return metrics
