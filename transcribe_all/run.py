@@ -32,8 +32,10 @@ def run_in_process(config: RunConfig) -> int:
         show("starting Prefect")
         from flows.transcribe_library import transcribe_library  # imports prefect: after the env is set
         from tasks.engines.base import EngineError
+        from transcribe_all.temporary_server import start_temporary_server
 
         try:
+            start_temporary_server()  # from this (the main) thread, so that it dies with this process
             metrics = transcribe_library(**config.model_dump())
         except (EngineError, ValueError, OSError, RuntimeError) as error:
             show(None)

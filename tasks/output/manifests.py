@@ -66,6 +66,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("speech_s", pa.float64()),  # seconds of speech found by voice-activity detection
         ("quality_attempts", pa.string()),  # JSON: both decodes of a retried file, else null
         ("audio_stream", pa.int32()),  # the container's stream index that was transcribed
+        ("change_key", pa.string()),  # besides size and mtime: local inode:ctime_ns, S3 ETag (tasks/media/scan.py)
     ]
 )
 
@@ -115,6 +116,7 @@ def _row(result: FileResult, ctx: RunContext) -> dict[str, object]:
         "transcript_url": transcript_url(ctx.base_url, result.transcript_path),
         **_quality_fields(transcript.quality if transcript else None),
         "audio_stream": result.audio_stream,
+        "change_key": item.change_key,
     }
 
 
