@@ -107,9 +107,9 @@ def test_the_cli_summary_shows_the_commands_time_beside_the_flows_and_a_dash_for
     console = Console(record=True, width=200)
     console.print(_summary(m, "/tmp/out", 7.2))
     text = console.export_text()
-    assert "7.2 s this command" in text and "0.1 s the flow's wall time" in text
+    assert "7.2 s this command so far" in text and "0.1 s the flow's wall time" in text
     assert "RTFx —" in text and "RTFx 0.0" not in text
-    assert "1 held 0.1 s" in text and "utilisation 0%" in text
+    assert "1 worker held 0.1 s" in text and "utilisation 0%" in text
 
 
 def test_attempt_records_round_trip_through_parquet(tmp_path: Path) -> None:
@@ -146,3 +146,21 @@ def test_runs_rows_written_before_the_worker_columns_still_read(tmp_path: Path) 
     assert read[0]["worker_s"] is None and read[1]["worker_s"] == 80.0 and read[1]["workers"] == 1
     table_row = table_rows(read)[0]
     assert (table_row["worker_s"], table_row["utilisation"], table_row["workers"]) == (80.0, 30.0 / 80.0, 1)
+
+
+def test_speech_never_exceeds_the_duration_a_row_reports() -> None:
+    from tasks.output.manifests import RunContext, to_table
+    from tasks.quality.vad import SpeechMap
+    from tasks.records import FileResult, MediaItem, Quality, Transcript
+
+    # a clip that is speech from end to end: its length to the millisecond would round up past it
+    assert SpeechMap(((0.0, 4.8369875),), 4.8369875).speech_s == 4.8369875
+    assert SpeechMap(((0.0, 1.0), (2.0, 2.5)), 3.0).speech_s == 1.5
+    # decoded audio a little longer than the header's duration (the example m4a: 3.499 s of a 3.482 s file)
+    item = MediaItem("science.m4a", "/x/science.m4a", 1, 1, "ab" * 32, 3.4817)
+    said = Transcript("words", (), quality=Quality(speech_s=3.499))
+    row = to_table([FileResult(item, "ok", 0, T0, said)], RunContext("r", "fake", "fake", "cfg")).to_pylist()[0]
+    assert (row["speech_s"], row["duration_s"]) == (3.4817, 3.4817)
+    fits = replace(said, quality=Quality(speech_s=2.0))
+    assert to_table([FileResult(item, "ok", 0, T0, fits)], RunContext("r", "fake", "fake", "cfg")).column(
+        "speech_s").to_pylist() == [2.0]

@@ -130,12 +130,14 @@ def _summary(m: object, out: str, command_s: float) -> Table:
     for label, value in [
         ("files", f"{m.files_ok} ok, {m.files_failed} failed, {m.files_skipped} skipped ({m.files_total} total)"),
         ("audio", f"{m.audio_s / 60:,.2f} min transcribed"),
-        ("time", f"{command_s:,.1f} s this command (Prefect's start included); {m.wall_s:,.1f} s the flow's wall time"),
+        ("time", (f"{command_s:,.1f} s this command so far (Prefect's start included); {m.wall_s:,.1f} s the"
+                  " flow's wall time")),
         ("speed", f"RTFx {rtfx_text(m)} (audio ÷ the flow's wall time)"),
         ("stages", (f"scan {m.scan_s:.1f} s, waiting on decode {m.decode_s:.1f} s, inference {m.inference_s:.1f} s, "
                    f"write {m.write_s:.1f} s")),
-        ("workers", (f"{m.workers} held {m.worker_s:,.1f} s ({m.worker_hours:.4f} worker hours, {m.gpu_hours:.4f}"
-                     f" GPU hours); utilisation {utilisation_text(m)} (inference ÷ held time)")),
+        ("workers", (f"{m.workers} worker{'' if m.workers == 1 else 's'} held {m.worker_s:,.1f} s"
+                     f" ({m.worker_hours:.4f} worker hours, {m.gpu_hours:.4f} GPU hours); utilisation"
+                     f" {utilisation_text(m)} (inference ÷ held time)")),
         ("cost", (f"{_money(m.cost_usd)} on {m.hardware}; per audio hour {_money(m.cost_per_audio_hour_usd)}"
                  f" on-demand, {_money(m.spot_cost_per_audio_hour_usd)} spot")),
         ("quality", f"{m.files_flagged} files flagged; WER canary "
