@@ -92,7 +92,7 @@ def transcribe_library(**parameters: Any) -> RunMetrics:
             checked = run_canary_task(config.engine_config(), labelled, config.canary_threshold, ctx.config_hash)
         if checked and not checked.passed:
             mark_run_task(config.out, run_id, CANARY_FAILED)
-        metrics = record_run_task(config.out, run_id, started_at, pricing, len(plan) if config.pool else 1,
+        metrics = record_run_task(config.out, run_id, started_at, pricing, bool(config.pool),
                                   ctx.engine, ctx.model, ctx.config_hash, checked.wer if checked else None,
                                   checked.threshold if checked else None, len(warnings), recorded_source(source))
         refresh_archive_task(config.out, base_url=config.base_url, site=config.site,

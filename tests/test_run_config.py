@@ -93,7 +93,8 @@ def test_flat_parameters_run_as_given(prefect_api: str, tmp_path: Path) -> None:
 
     out = tmp_path / "out"
     metrics = transcribe_library(source=BASE["source"], out=str(out), engine="fake", shards=2)
-    assert (metrics.files_ok, metrics.hardware, metrics.cost_usd) == (6, "cpu", 0.0)
+    assert (metrics.files_ok, metrics.hardware, metrics.workers) == (6, "cpu", 1)
+    assert metrics.cost_usd == pytest.approx(metrics.wall_s / 3600 * metrics.price_per_hour_usd)  # this machine
     assert len(list((out / "_plans").rglob("shard-*.parquet"))) == 2
     assert pd.read_parquet(out / "runs")["canary_wer"].isna().all()  # the fake engine has no canary
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 import types
 import typing
 from collections.abc import Sequence
@@ -117,6 +118,7 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    started = time.monotonic()  # the command's own time, shown beside the flow's in the summary
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -139,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     from transcribe_all.run import run_in_process
 
-    return run_in_process(config)
+    return run_in_process(config, started)
 
 
 def check_run_args(args: argparse.Namespace) -> Any:

@@ -12,13 +12,15 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 HISTORY_RUNS = 30
 TABLE_COLUMNS = ("run_id", "started_at", "files_total", "files_ok", "files_failed", "files_skipped",
-                 "files_flagged", "audio_s", "wall_s", "rtfx", "cost_usd", "spot_cost_usd",
-                 "cost_per_audio_hour_usd", "spot_cost_per_audio_hour_usd", "canary_wer", "hardware", "engine",
-                 "model")
+                 "files_flagged", "audio_s", "wall_s", "rtfx", "worker_s", "utilisation", "workers", "cost_usd",
+                 "spot_cost_usd", "cost_per_audio_hour_usd", "spot_cost_per_audio_hour_usd", "canary_wer", "hardware",
+                 "engine", "model")
 
 
 def read_runs(folder: Path, last: int = HISTORY_RUNS) -> list[dict[str, object]]:
@@ -26,7 +28,9 @@ def read_runs(folder: Path, last: int = HISTORY_RUNS) -> list[dict[str, object]]
     parts = sorted(p for p in folder.glob("*.parquet") if not p.name.startswith((".", "_"))) if folder.is_dir() else []
     if not parts:
         return []
-    rows: list[dict[str, object]] = ds.dataset(parts, format="parquet").to_table().to_pylist()
+    # Rows written before a column existed lack it: read them all under the union of their schemas (as nulls).
+    schema = pa.unify_schemas([pq.read_schema(part) for part in parts])
+    rows: list[dict[str, object]] = ds.dataset(parts, format="parquet", schema=schema).to_table().to_pylist()
     rows.sort(key=lambda r: (str(r["started_at"]), str(r["run_id"])))
     return rows[-last:]
 

@@ -114,17 +114,23 @@ def _row(result: FileResult, ctx: RunContext) -> dict[str, object]:
         "done_in_run": result.done_in_run,
         "transcript_path": result.transcript_path,
         "transcript_url": transcript_url(ctx.base_url, result.transcript_path),
-        **_quality_fields(transcript.quality if transcript else None),
+        **_quality_fields(transcript.quality if transcript else None, item.duration_s),
         "audio_stream": result.audio_stream,
         "change_key": item.change_key,
     }
 
 
-def _quality_fields(quality: Quality | None) -> dict[str, object]:
+def _quality_fields(quality: Quality | None, duration_s: float | None) -> dict[str, object]:
+    """`speech_s` is measured on the decoded audio, which can run past the header's `duration_s` (the
+    example m4a decodes to 3.499 s where its header says 3.482 s): a row never says more speech than
+    the file it describes."""
     if quality is None:
         return {"quality_flags": None, "speech_s": None, "quality_attempts": None}
     attempts = json.dumps([asdict(a) for a in quality.attempts]) if quality.attempts else None
-    return {"quality_flags": list(quality.flags), "speech_s": quality.speech_s, "quality_attempts": attempts}
+    speech_s = quality.speech_s
+    if speech_s is not None and duration_s is not None:
+        speech_s = min(speech_s, duration_s)
+    return {"quality_flags": list(quality.flags), "speech_s": speech_s, "quality_attempts": attempts}
 
 
 def write_part(out: Path, run_id: str, part: str, results: Sequence[FileResult], ctx: RunContext) -> Path | None:

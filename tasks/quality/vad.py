@@ -45,7 +45,8 @@ class SpeechMap:
 
     @property
     def speech_s(self) -> float:
-        return round(sum(end - start for start, end in self.spans), 3)
+        """Seconds of speech, to the millisecond, never more than the clip (a clip all speech is its length)."""
+        return min(round(sum(end - start for start, end in self.spans), 3), self.duration_s)
 
     @property
     def is_whole(self) -> bool:
