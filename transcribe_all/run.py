@@ -130,7 +130,9 @@ def _summary(m: object, out: str, command_s: float) -> Table:
     assert isinstance(m, RunMetrics)
     table = Table(title=f"run {m.run_id}", show_header=False)
     for label, value in [
-        ("files", f"{m.files_ok} ok, {m.files_failed} failed, {m.files_skipped} skipped ({m.files_total} total)"),
+        ("files", f"{m.files_ok} ok, {m.files_failed} failed, {m.files_skipped} skipped ({m.files_total} total)"
+                  + (f"; {m.files_reconfigured} redone because their configuration changed"
+                     if m.files_reconfigured else "")),
         ("audio", f"{m.audio_s / 60:,.2f} min transcribed"),
         ("time", (f"{command_s:,.1f} s this command so far (Prefect's start included); {m.wall_s:,.1f} s the"
                   " flow's wall time")),

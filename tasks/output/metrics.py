@@ -78,6 +78,7 @@ class RunMetrics:
     worker_s: float = 0.0  # Σ seconds the workers were held for the run's shards (one machine: wall_s)
     worker_hours: float = 0.0  # worker_s in hours: instance-hours, what the price is per
     utilisation: float | None = None  # inference_s / worker_s: the share of held time the model was busy
+    files_reconfigured: int = 0  # files done before under another configuration, so transcribed again now
 
 
 def summarise_run(
@@ -161,6 +162,7 @@ def record_run_task(
     canary_threshold: float | None = None,
     quarantined: int = 0,
     source: str | None = None,
+    reconfigured: int = 0,
 ) -> RunMetrics:
     """Compute the run's metrics from its merged manifest and write its row to DIR/runs/.
 
@@ -177,6 +179,6 @@ def record_run_task(
         config_hash=config_hash,
     )
     metrics = replace(metrics, files_flagged=flagged, canary_wer=canary_wer, canary_threshold=canary_threshold,
-                      quarantined=quarantined, source=source)
+                      quarantined=quarantined, source=source, files_reconfigured=reconfigured)
     layout.publish([write_run_row(layout.write_root(), metrics)])
     return metrics

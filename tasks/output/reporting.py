@@ -37,7 +37,8 @@ def run_report(m: RunMetrics, warnings: Sequence[str] = ()) -> str:
             f"# transcribe-all run {literal(m.run_id)}",
             "",
             (f"**{m.files_ok} ok, {m.files_failed} failed, {m.files_skipped} skipped** of {m.files_total} files"
-            f"{f', {m.files_removed} removed from SOURCE' if m.files_removed else ''};"
+            f"{f', {m.files_removed} removed from SOURCE' if m.files_removed else ''}"
+            f"{f', {m.files_reconfigured} redone because their configuration changed' if m.files_reconfigured else ''};"
             f" {m.audio_s / 3600:.3f} audio hours in {m.wall_s:,.1f} s of flow wall time (RTFx {rtfx_text(m)})."),
             "",
             "| stage | seconds |",
