@@ -19,8 +19,12 @@ done
 
 cache=${TRANSCRIBE_ALL_IMAGE_CACHE:-/var/tmp/transcribe-all-images}
 base=localhost/transcribe-all-base:bookworm
+mkdir -p "$cache/pip"  # wheels the builds downloaded (mounted into RUN steps, not part of any image)
 image=localhost/transcribe-all-worker:$flavor
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
+# the dependency layers use the lock's own commit time, so they stay cached across code commits
+lock_epoch=$(git log -1 --format=%ct -- "deployments/images/lock-$flavor.txt" 2>/dev/null || true)
+lock_epoch=${lock_epoch:-$SOURCE_DATE_EPOCH}
 # The machine's CA bundle is mounted into RUN steps only (pip through an intercepting proxy); it is not
 # copied into the image.
 ca=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
@@ -47,8 +51,8 @@ buildah inspect --type image "$base" >/dev/null 2>&1 || build_base
 echo "== buildah bud: $image (SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH)"
 buildah bud --isolation chroot --network host --layers --timestamp "$SOURCE_DATE_EPOCH" \
   --ignorefile deployments/images/containerignore \
-  --volume "$ca:/etc/ssl/certs/build-ca.crt:ro" \
-  --build-arg BASE="$base" --build-arg SOURCE_DATE_EPOCH="$SOURCE_DATE_EPOCH" \
+  --volume "$ca:/etc/ssl/certs/build-ca.crt:ro" --volume "$cache/pip:/var/cache/pip-build" \
+  --build-arg BASE="$base" --build-arg LOCK_EPOCH="$lock_epoch" --build-arg SOURCE_DATE_EPOCH="$SOURCE_DATE_EPOCH" \
   -f "deployments/images/Containerfile.$flavor" -t "$image" .
 
 if [[ ${EXPORT:-1} != 0 ]]; then
