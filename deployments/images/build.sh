@@ -19,7 +19,6 @@ done
 
 cache=${TRANSCRIBE_ALL_IMAGE_CACHE:-/var/tmp/transcribe-all-images}
 base=localhost/transcribe-all-base:bookworm
-mkdir -p "$cache/pip"  # wheels the builds downloaded (mounted into RUN steps, not part of any image)
 image=localhost/transcribe-all-worker:$flavor
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
 # the dependency layers use the lock's own commit time, so they stay cached across code commits
@@ -51,7 +50,7 @@ buildah inspect --type image "$base" >/dev/null 2>&1 || build_base
 echo "== buildah bud: $image (SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH)"
 buildah bud --isolation chroot --network host --layers --timestamp "$SOURCE_DATE_EPOCH" \
   --ignorefile deployments/images/containerignore \
-  --volume "$ca:/etc/ssl/certs/build-ca.crt:ro" --volume "$cache/pip:/var/cache/pip-build" \
+  --volume "$ca:/etc/ssl/certs/build-ca.crt:ro" \
   --build-arg BASE="$base" --build-arg LOCK_EPOCH="$lock_epoch" --build-arg SOURCE_DATE_EPOCH="$SOURCE_DATE_EPOCH" \
   -f "deployments/images/Containerfile.$flavor" -t "$image" .
 
