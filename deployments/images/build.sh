@@ -6,8 +6,10 @@
 # 2. the worker image on it with `buildah bud` (Containerfile.cpu|gpu): the locked dependencies in one
 #    layer, the project's code in the last, so a code change rebuilds only that layer;
 # 3. an OCI archive of it, build/images/transcribe-all-worker-FLAVOR.oci.tar (EXPORT=0 skips it).
-# Timestamps come from the last commit (SOURCE_DATE_EPOCH), so a rebuild of the same commit and lock gives
-# the same image. Needs root and: apt-get install -y buildah podman skopeo mmdebstrap runc
+# Timestamps are fixed (created times and file times): the last commit's for the code layer, the lock's for
+# the dependency layers. The Python packages are locked with hashes; the Debian packages are what the mirror
+# serves when the base is first built (snapshot.debian.org is not reachable here to pin them).
+# Needs root and: apt-get install -y buildah podman skopeo mmdebstrap runc
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
