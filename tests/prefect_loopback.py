@@ -47,6 +47,9 @@ class LoopbackPrefect:
             "PREFECT_WORKER_QUERY_SECONDS": "2",
             "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(heartbeat_s),
             "PREFECT_LOGGING_LEVEL": "INFO",
+            # as the README starts the server: `prefect deployment run --watch` shows the run's log lines
+            "PREFECT_SERVER_LOGS_STREAM_OUT_ENABLED": "true",
+            "PREFECT_SERVER_LOGS_STREAM_PUBLISHING_ENABLED": "true",
             "PROJECT_DIR": str(ROOT),
         }
         self.server: subprocess.Popen[bytes] | None = None
