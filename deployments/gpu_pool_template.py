@@ -1,7 +1,9 @@
-"""Print the base job template of a GPU ECS work pool (`transcribe-g6`, or `transcribe-h100` on ECS).
+"""Print the base job template of a GPU work pool: ECS (`g6`, `h100`) or Kubernetes (`kubernetes`).
 
     python deployments/gpu_pool_template.py g6 [--image URI] [--cluster NAME] > template.json
     prefect work-pool create transcribe-g6 --type ecs --base-job-template template.json
+
+(deployments/create-work-pools.sh does this: g6 always, h100 with H100_POOL=ecs or kubernetes.)
 
 It starts from the installed prefect-aws ECS worker's own default template, so every field
 that worker reads stays in it, and changes only what a GPU shard needs. prefect-aws defaults
@@ -22,6 +24,10 @@ to Fargate, which has no GPUs; here:
   heartbeat that lets the zombie automation crash a run whose instance was reclaimed;
 - the command stays the worker's default, `prefect flow-run execute`, which runs the one shard
   and exits; a GPU image is large, so a task may take minutes to start (`task_start_timeout_seconds`).
+
+The Kubernetes template (prefect-kubernetes' own default, the `k8s` extra) asks for
+`nvidia.com/gpu: 1` in the job container's limits, tolerates the `nvidia.com/gpu` taint GPU
+node pools carry, and has the same image, env and command.
 """
 
 from __future__ import annotations
@@ -71,13 +77,35 @@ def gpu_template(pool: str, image: str = LOCAL_IMAGE, cluster: str = CLUSTER) ->
     return template
 
 
+def kubernetes_template(image: str = LOCAL_IMAGE) -> dict[str, Any]:
+    """The Kubernetes base job template of a GPU pool: one GPU per shard's job."""
+    from prefect_kubernetes.worker import KubernetesWorker
+
+    template = copy.deepcopy(KubernetesWorker.get_default_base_job_template())
+    pod = template["job_configuration"]["job_manifest"]["spec"]["template"]["spec"]
+    pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] = "{{ gpus }}"
+    pod["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    variables = template["variables"]["properties"]
+    defaults = {"image": image, "env": {"PROJECT_DIR": "/app", "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30"},
+                "cpu_request": "3", "memory_request": "14Gi", "pod_watch_timeout_seconds": 900}
+    for name, value in defaults.items():
+        variables[name]["default"] = value
+    variables["gpus"] = {"title": "GPUs", "type": "string", "default": "1",
+                         "description": "GPUs for the job's container (nvidia.com/gpu limit); one per shard."}
+    return template
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("pool", choices=sorted(POOLS))
+    parser.add_argument("pool", choices=[*sorted(POOLS), "kubernetes"])
     parser.add_argument("--image", default=LOCAL_IMAGE, help="the gpu worker image's URI (ECR)")
     parser.add_argument("--cluster", default=CLUSTER, help="the ECS cluster with the GPU capacity providers")
     args = parser.parse_args(argv)
-    json.dump(gpu_template(args.pool, args.image, args.cluster), sys.stdout, indent=2)
+    if args.pool == "kubernetes":
+        template = kubernetes_template(args.image)
+    else:
+        template = gpu_template(args.pool, args.image, args.cluster)
+    json.dump(template, sys.stdout, indent=2)
     print()
     return 0
 

@@ -1,4 +1,5 @@
-"""A real Prefect server, work pools, deployments and process workers on loopback.
+"""A real Prefect server (on PostgreSQL, as the README runs it), work pools, deployments and process
+workers on loopback.
 
 Used by the end-to-end tests and the fan-out benchmark. Workers run in their own
 process groups; a flow run a worker starts runs in a session of its own, so a test
@@ -54,12 +55,16 @@ class LoopbackPrefect:
         }
         self.server: subprocess.Popen[bytes] | None = None
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
+        self.database_port: int | None = None
 
     def start(self) -> LoopbackPrefect:
+        self.database_port = free_port()  # many workers report at once: SQLite would lock
+        database = self._postgres("start").stdout.strip()
         log = open(self.home / "server.log", "wb")  # noqa: SIM115 - closed with the process
         self.server = subprocess.Popen(
             [BIN / "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**self.env, "PREFECT_API_DATABASE_CONNECTION_URL": database}, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
         )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -159,6 +164,15 @@ class LoopbackPrefect:
             _stop_group(process)
             _kill(tree)  # flow runs a worker started live in sessions of their own
         self.workers.clear()
+        if self.database_port is not None:
+            self._postgres("drop")
+            self.database_port = None
+
+    def _postgres(self, action: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(["bash", str(ROOT / "deployments" / "postgres.sh"), action, str(self.database_port)],
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, f"deployments/postgres.sh {action}: {done.stderr[-2000:]}"
+        return done
 
 
 def _descendants(pid: int) -> list[Any]:
