@@ -159,9 +159,10 @@ class LoopbackPrefect:
         return messages
 
     def stop(self) -> None:
-        for process in [*self.workers.values(), *([self.server] if self.server else [])]:
-            tree = _descendants(process.pid)
-            _stop_group(process)
+        processes = [*self.workers.values(), *([self.server] if self.server else [])]
+        trees = [_descendants(process.pid) for process in processes]
+        _stop_groups(processes)
+        for tree in trees:
             _kill(tree)  # flow runs a worker started live in sessions of their own
         self.workers.clear()
         if self.database_port is not None:
@@ -194,15 +195,16 @@ def _kill(processes: list[Any]) -> None:
             process.kill()
 
 
-def _stop_group(process: subprocess.Popen[bytes]) -> None:
-    # a worker in a background job ignores the first SIGTERM: ask twice, then insist
+def _stop_groups(processes: list[subprocess.Popen[bytes]]) -> None:
+    # a worker in a background job ignores the first SIGTERM: ask twice, then insist (all at once)
     for sig in (signal.SIGTERM, signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
+        for process in processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, sig)
+        deadline = time.monotonic() + 10
+        for process in processes:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        processes = [process for process in processes if process.poll() is None]
+        if not processes:
             return
-        try:
-            process.wait(timeout=10)
-            return
-        except subprocess.TimeoutExpired:
-            continue
