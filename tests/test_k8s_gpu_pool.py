@@ -4,7 +4,7 @@ The pool's template goes through `KubernetesWorkerJobConfiguration.from_template
 (what the worker does with a pool's template and a deployment's job variables) and
 `prepare_for_flow_run` (what it does before it creates the Job); the Job manifest it would
 send asks for one GPU, tolerates the GPU nodes' taint, and runs the shard with its env.
-Needs the `k8s` extra (not in `all`: see pyproject.toml).
+Needs the `k8s` extra (part of `all`).
 """
 
 from __future__ import annotations
