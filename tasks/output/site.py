@@ -106,8 +106,8 @@ def _file_pages(db_path: Path, folder: Path, entries: list[FileEntry], links: Me
     written = 0
     with connect(db_path) as db:
         for entry in entries:
-            segments = db.execute('SELECT start, "end", text FROM segments WHERE content_id = ? ORDER BY start, id',
-                                  (entry.content_id,)).fetchall() if entry.content_id is not None else []
+            query = 'SELECT start, "end", text, speaker FROM segments WHERE content_id = ? ORDER BY start, id'
+            segments = db.execute(query, (entry.content_id,)).fetchall() if entry.content_id is not None else []
             path = entry.transcript_path
             vtt = "../../" + url_path(path[:-len(".json")] + ".vtt") if path and path.endswith(".json") else None
             written += _write(folder / entry.page, file_page(entry, segments, links.url(entry.source, folder), vtt))
