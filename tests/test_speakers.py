@@ -211,3 +211,23 @@ def test_search_hits_and_the_site_show_the_speaker(diarized_batch: tuple[Path, l
     entry = FileEntry("talk.wav", "ok", None, 10.0, "en", (), 1, None, "talk.html")
     page = file_page(entry, [(0.0, 1.0, "hello", "S1"), (1.0, 2.0, "there", "S2")], None, None)
     assert '<b class="speaker" data-pagefind-ignore>S2</b>' in page
+
+
+def test_a_file_skipped_for_its_language_keeps_the_other_deployments_text(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from tasks.output.manifests import RunContext, finalize_run, write_part
+    from tasks.output.search import INDEX_PATH, search, update_index
+    from tasks.records import FileResult, MediaItem
+
+    item = MediaItem("it/call.wav", "it/call.wav", 1, 1, "ab" * 32, 5.0)
+    ok = FileResult(item, "ok", 0, datetime.now(UTC), Transcript("buongiorno a tutti", (
+        Segment(0.0, 2.0, "buongiorno a tutti", "S1"),), language="it", speakers=1), transcript_path="t/x.json")
+    skipped = FileResult(item, "skipped", 0, datetime.now(UTC), error="language it (p=0.99) is not among this "
+                         "run's languages (en)", language="it")
+    for run_id, result, config in (("20260101T000000Z-a", ok, "cfg-other"), ("20260102T000000Z-b", skipped, "cfg-en")):
+        write_part(tmp_path, run_id, "part", [result], RunContext(run_id, "ctranslate2", "m", config))
+        finalize_run(tmp_path, run_id)
+    update_index(tmp_path, tmp_path / INDEX_PATH)
+    [hit] = search(tmp_path / INDEX_PATH, "buongiorno")
+    assert (hit.source, hit.speaker) == ("it/call.wav", "S1")

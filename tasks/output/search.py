@@ -249,7 +249,9 @@ def _upsert_file(db: sqlite3.Connection, row: dict[str, object], run_id: str) ->
                    " finished_at = ? WHERE source = ?",
                    (run_id, row["status"], row["error"], row["duration_s"], row["language"],
                     json.dumps(row["quality_flags"] or []), finished.isoformat() if finished else None, source))
-    settled = row["status"] in ("ok", "skipped") and row["content_sha256"] and row["config_hash"]
+    # A skipped row without done_in_run (a file outside a run's `languages`) has no text: it keeps the pointer
+    settled = (row["status"] == "ok" or (row["status"] == "skipped" and row["done_in_run"])) \
+        and row["content_sha256"] and row["config_hash"]
     if not settled or run_id < (old[1] or ""):
         return set()
     db.execute("UPDATE files SET content_sha256 = ?, config_hash = ?, content_run = ?, transcript_path = ?,"
