@@ -61,10 +61,11 @@ def test_run_writes_manifest_transcripts_and_metrics_then_resumes(
 
     write_audio(library / "meetings" / "standup.wav", speech(22_050), 22_050)  # the file changes
     third = transcribe_library(source=str(library), out=str(out))
-    assert (third.files_ok, third.files_skipped) == (1, 5)
+    assert (third.files_ok, third.files_skipped, third.files_reconfigured) == (1, 5, 0)  # new content: not counted
 
     fourth = transcribe_library(source=str(library), out=str(out), beam_size=2)  # the config changes
     assert fourth.files_ok == 6 and fourth.config_hash != first.config_hash
+    assert fourth.files_reconfigured == 6  # the summary says why a no-change library was done again
     assert ok_rows_are_unique(out)
     assert len(ds.dataset(out / "runs").to_table()) == 4
 

