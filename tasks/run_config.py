@@ -11,6 +11,7 @@ No Prefect import: the CLI validates before Prefect starts.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -197,6 +198,10 @@ class RunConfig(BaseModel):
             check_location(self.out, "out", must_exist=False)
         except ValueError as error:
             raise ConfigError(str(error)) from None
+        missing = [name for name in ("resemblyzer", "spectralcluster") if importlib.util.find_spec(name) is None]
+        if self.diarize and missing:
+            raise ConfigError(f"diarize: needs {', '.join(missing)}, not installed here: "
+                              "pip install 'transcribe-all[diarize]'")
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,6 +78,18 @@ def test_diarize_joins_the_config_hash_only_when_on() -> None:
         RunConfig.parse({"source": "/tmp", "out": "/tmp/o", "languages": ["en", "e n"]})
 
 
+def test_diarize_without_its_extra_is_one_line_before_any_work(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "resemblyzer" else real(name, *a))
+    config = RunConfig.parse({"source": str(tmp_path), "out": str(tmp_path / "o"), "diarize": True})
+    with pytest.raises(ConfigError, match=r"^diarize: needs resemblyzer, not installed here: pip install "
+                                          r"'transcribe-all\[diarize\]'$"):
+        config.check_places()
+
+
 def test_cli_has_the_options() -> None:
     from transcribe_all.cli import build_parser
 
