@@ -22,6 +22,7 @@ from prefect.utilities.annotations import quote
 from blocks.hardware import resolve_pricing
 from blocks.library import resolve_library
 from flows.params import model_parameters
+from flows.run_logs import send_project_logs_to_runs
 from flows.transcribe_shard import run_shard
 from tasks.engines import check_engine
 from tasks.locations import check_location
@@ -56,6 +57,7 @@ class ShardsFailed(RuntimeError):
 @model_parameters(RunConfig)
 def transcribe_library(**parameters: Any) -> RunMetrics:
     """Transcribe every new or changed media file under `source` into `out` (folders or s3:// URIs)."""
+    send_project_logs_to_runs()  # every module's warnings reach this run's logs; a ConfigError is one line
     logger = get_run_logger()
     config, source, access = check_run(parameters)
     started_at = datetime.now(UTC)

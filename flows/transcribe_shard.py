@@ -13,6 +13,7 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
+from flows.run_logs import send_project_logs_to_runs
 from tasks.media.library import open_source
 from tasks.media.prefetch import DecodeAhead, decode_workers
 from tasks.output.manifests import sources_in_run_task
@@ -33,6 +34,7 @@ BATCH_AUDIO_S = 600.0
 def transcribe_shard(shard: ShardRef, config: RunConfig, run: RunRef) -> ShardSummary:
     """Transcribe one shard of `run` (its file list is read from DIR/_plans/) with the run's `config`:
     a pool's worker runs this as a deployment run."""
+    send_project_logs_to_runs()  # the engine's and the decoders' warnings reach this run's logs
     return run_shard(shard, config, run)
 
 

@@ -73,6 +73,8 @@ def transcribe_batch(
     busy = inferred_at - started
     results = []
     for item, got in zip(items, decoded, strict=True):
+        if isinstance(got, Failure):  # the engine's failures are logged where they happen (run_engine)
+            log.warning("%s failed: %s", item.source, got)
         outcome = got if isinstance(got, Failure) else outputs.get(item.source)
         share = busy * (0.0 if isinstance(got, Failure) else got.duration_s / total_audio)
         results.append(_settle(item, outcome, shard_id, out, ctx, share, None if isinstance(got, Failure) else got))

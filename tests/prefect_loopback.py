@@ -1,4 +1,5 @@
-"""A real Prefect server, work pools, deployments and process workers on loopback.
+"""A real Prefect server (on PostgreSQL, as the README runs it), work pools, deployments and process
+workers on loopback.
 
 Used by the end-to-end tests and the fan-out benchmark. Workers run in their own
 process groups; a flow run a worker starts runs in a session of its own, so a test
@@ -47,16 +48,23 @@ class LoopbackPrefect:
             "PREFECT_WORKER_QUERY_SECONDS": "2",
             "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(heartbeat_s),
             "PREFECT_LOGGING_LEVEL": "INFO",
+            # as the README starts the server: `prefect deployment run --watch` shows the run's log lines
+            "PREFECT_SERVER_LOGS_STREAM_OUT_ENABLED": "true",
+            "PREFECT_SERVER_LOGS_STREAM_PUBLISHING_ENABLED": "true",
             "PROJECT_DIR": str(ROOT),
         }
         self.server: subprocess.Popen[bytes] | None = None
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
+        self.database_port: int | None = None
 
     def start(self) -> LoopbackPrefect:
+        self.database_port = free_port()  # many workers report at once: SQLite would lock
+        database = self._postgres("start").stdout.strip()
         log = open(self.home / "server.log", "wb")  # noqa: SIM115 - closed with the process
         self.server = subprocess.Popen(
             [BIN / "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**self.env, "PREFECT_API_DATABASE_CONNECTION_URL": database}, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
         )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -151,11 +159,21 @@ class LoopbackPrefect:
         return messages
 
     def stop(self) -> None:
-        for process in [*self.workers.values(), *([self.server] if self.server else [])]:
-            tree = _descendants(process.pid)
-            _stop_group(process)
+        processes = [*self.workers.values(), *([self.server] if self.server else [])]
+        trees = [_descendants(process.pid) for process in processes]
+        _stop_groups(processes)
+        for tree in trees:
             _kill(tree)  # flow runs a worker started live in sessions of their own
         self.workers.clear()
+        if self.database_port is not None:
+            self._postgres("drop")
+            self.database_port = None
+
+    def _postgres(self, action: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(["bash", str(ROOT / "deployments" / "postgres.sh"), action, str(self.database_port)],
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, f"deployments/postgres.sh {action}: {done.stderr[-2000:]}"
+        return done
 
 
 def _descendants(pid: int) -> list[Any]:
@@ -177,15 +195,16 @@ def _kill(processes: list[Any]) -> None:
             process.kill()
 
 
-def _stop_group(process: subprocess.Popen[bytes]) -> None:
-    # a worker in a background job ignores the first SIGTERM: ask twice, then insist
+def _stop_groups(processes: list[subprocess.Popen[bytes]]) -> None:
+    # a worker in a background job ignores the first SIGTERM: ask twice, then insist (all at once)
     for sig in (signal.SIGTERM, signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
+        for process in processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, sig)
+        deadline = time.monotonic() + 10
+        for process in processes:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        processes = [process for process in processes if process.poll() is None]
+        if not processes:
             return
-        try:
-            process.wait(timeout=10)
-            return
-        except subprocess.TimeoutExpired:
-            continue

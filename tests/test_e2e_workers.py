@@ -4,7 +4,8 @@ The library (the example clips) sits in a real S3 API (moto's server) on loopbac
 The parent runs on the control pool; its shards fan out to two workers on the CPU
 pool as `transcribe-shard/cpu` deployment runs. The fault test SIGKILLs a worker
 with the shard it holds: Prefect's zombie automation crashes the silent run, the
-parent resubmits the shard, and every file still ends up in the manifest once.
+parent resubmits the shard, and every file still ends up in the manifest once. A corrupt
+file's decode error, logged through the standard library, is in its shard run's logs.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from tests.prefect_loopback import ROOT, LoopbackPrefect
+from tests.test_run_logs import GARBLED_ERROR, corrupt_library
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -133,3 +135,21 @@ def test_a_worker_killed_mid_shard_loses_and_duplicates_nothing(
     assert_every_file_once(out, example_library)
     # the killed shard was detected and crashed by the automation, then done again elsewhere
     assert loopback.flow_run_state(killed) == "CRASHED"
+
+
+def test_a_corrupt_files_decode_error_is_in_its_shard_runs_logs(loopback: LoopbackPrefect, tmp_path: Path) -> None:
+    """What the UI's Logs tab of the shard run shows: the line tasks/transcribe.py logs, once."""
+    library, out = corrupt_library(tmp_path / "library"), tmp_path / "out"
+    done = loopback.run_deployment("transcribe-library/nightly", {
+        "source": str(library), "out": str(out), "pool": "cpu", "shards": 1, "engine": "fake"}, timeout_s=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    parent = done.stdout.split("UUID: ", 1)[1].split()[0]
+    [shard] = loopback.api("flow_runs/filter", {"flow_runs": {"parent_flow_run_id": {"any_": [parent]}}})
+    logs = loopback.api("logs/filter", {"logs": {"flow_run_id": {"any_": [shard["id"]]}}, "limit": 200})
+    lines = [entry for entry in logs if "garbled.mp3" in entry["message"]]
+    assert len(lines) == 1, [entry["message"] for entry in logs]
+    assert GARBLED_ERROR in lines[0]["message"] and lines[0]["name"] == "tasks.transcribe"
+    assert lines[0]["level"] == 30 and lines[0]["task_run_id"]  # a warning of its batch's task run
+    # and on the console of the worker that ran it, once: the API handler adds no console line
+    consoles = "".join(path.read_text(errors="replace") for path in loopback.home.glob("worker-cpu-*.log"))
+    assert consoles.count(GARBLED_ERROR) == 1

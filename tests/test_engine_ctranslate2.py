@@ -231,9 +231,11 @@ def test_the_encoder_hears_a_short_window_at_its_own_length_in_5_s_steps() -> No
     for length, frames in seconds.items():
         assert encoder_frames(round(length * 16_000), fit_context=True) == frames, length
         assert encoder_frames(round(length * 16_000), fit_context=False) == 3000
-    decoder = load_transcriber(EngineConfig())._batch  # type: ignore[attr-defined]
+    decoder = load_transcriber(EngineConfig(extra=(("audio_context", "fit"),)))._batch  # type: ignore[attr-defined]
     windows = [Window(i, ((0.0, s),), np.zeros(round(s * 16_000), np.float32)) for i, s in enumerate([3, 9, 14, 4, 29])]
     assert sorted(sorted(b) for b in decoder._batches(windows)) == [[0, 1, 3], [2], [4]]
+    default = load_transcriber(EngineConfig())._batch  # type: ignore[attr-defined]
+    assert default._batches(windows) == [[4, 2, 1, 3, 0]]  # full: one encoder length, one batch, longest first
     long_file = [Window(0, ((0.0, s),), np.zeros(round(s * 16_000), np.float32), timestamps=False) for s in (29, 3)]
     assert [decoder._frames(w) for w in long_file] == [3000, 3000]  # a long file's windows keep 30 s
     assert decoder._batches(long_file) == [[0, 1]]

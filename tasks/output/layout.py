@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from threading import Lock
 
 from tasks.output.lease import RunLease, holding
-from tasks.output.lease import log as lease_log
 from tasks.output.storage import OutputStore, open_output
 from tasks.output.transcripts import UnsafePathError
 from transcribe_all.settings import worker_settings
@@ -125,16 +124,9 @@ class OutputLayout:
 @contextmanager
 def run_lease(out: str, run_id: str, wait: bool = True) -> Iterator[RunLease]:
     """Hold DIR's run lease for the block (waiting, with a message, while another run holds it)."""
-    with holding(output_layout(out).lease(run_id), wait, on_wait=_say_waiting) as lease:
+    # the lease logger's waiting line reaches the CLI's terminal and the run's logs (flows/run_logs.py)
+    with holding(output_layout(out).lease(run_id), wait) as lease:
         yield lease
-
-
-def _say_waiting(message: str) -> None:
-    lease_log.warning(message)  # the CLI shows this logger's lines
-    with suppress(Exception):  # outside a flow run there is no run logger
-        from prefect import get_run_logger
-
-        get_run_logger().warning(message)
 
 
 _layouts: dict[tuple[str, str], OutputLayout] = {}
