@@ -242,3 +242,27 @@ def test_a_file_skipped_for_its_language_keeps_the_other_deployments_text(tmp_pa
     update_index(tmp_path, tmp_path / INDEX_PATH)
     [hit] = search(tmp_path / INDEX_PATH, "buongiorno")
     assert (hit.source, hit.speaker) == ("it/call.wav", "S1")
+
+
+@pytest.mark.slow
+@real_voices
+def test_a_long_file_is_diarized_over_all_its_pieces(tmp_path: Path) -> None:
+    """Pieces of 20 s (4 here), clustered together: each voice keeps one name across pieces."""
+    pytest.importorskip("resemblyzer")
+    from tasks.media.pieces import LongAudio
+    from tasks.speakers.stage import SpeakerOptions, SpeakerStage
+
+    talk = conversation(("irina", "carlo"), turns=6, seed=13, longest_turn_s=12, overlaps=0)
+    raw = tmp_path / "talk.s16"
+    (np.clip(talk.samples, -1, 1) * 32767).astype("<i2").tofile(raw)
+    audio = LongAudio("talk.wav", str(raw), len(talk.samples))
+    middles = [((start + end) / 2, voice) for start, end, voice in talk.turns]  # a short segment mid-turn
+    segments = tuple(Segment(m - 0.25, m + 0.25, f"t{n}") for n, (m, _) in enumerate(middles))
+    stage = SpeakerStage(object(), SpeakerOptions(diarize=True, device="cpu"))
+    labelled = stage.with_speakers_long(Transcript("", segments), audio, piece_s=20.0)
+    by_voice: dict[str, set[str | None]] = {}
+    for n, (_, voice) in enumerate(middles):
+        by_voice.setdefault(voice, set()).update(s.speaker for s in labelled.segments if s.text == f"t{n}")
+    assert audio.duration_s > 60 and labelled.speakers == 2
+    assert {v: len(n) for v, n in by_voice.items()} == {"irina": 1, "carlo": 1}
+    assert by_voice["irina"] != by_voice["carlo"]

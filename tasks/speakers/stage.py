@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tasks.engines.base import EngineError
-from tasks.media.pieces import LongAudio, iter_pieces
+from tasks.media.pieces import PIECE_S, LongAudio, iter_pieces
 from tasks.quality.vad import SpeechMap, detect_speech
 from tasks.records import Clip, Failure, Quality, Transcript
 from tasks.speakers.language import LanguageGuess, allowed, detect, detector_for, language_flags, model_languages
@@ -89,13 +89,13 @@ class SpeakerStage:
                         self.options.min_speakers, self.options.max_speakers)
         return label_transcript(transcript, turns)
 
-    def with_speakers_long(self, transcript: Transcript, audio: LongAudio) -> Transcript:
+    def with_speakers_long(self, transcript: Transcript, audio: LongAudio, piece_s: float = PIECE_S) -> Transcript:
         from tasks.speakers.diarize import cluster, embed_speech, join_windows, load_encoder, to_turns
         from tasks.speakers.labels import label_transcript
 
         encoder = load_encoder(self._device())
         parts = []
-        for offset, piece in iter_pieces(audio):
+        for offset, piece in iter_pieces(audio, piece_s):
             speech = detect_speech(piece.samples, self.options.vad_threshold)
             parts.append(embed_speech(encoder, piece.samples, speech.windows or speech.spans, offset))
         windows = join_windows(parts)
