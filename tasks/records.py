@@ -68,6 +68,7 @@ class Word:
     end: float
     word: str
     probability: float | None = None
+    speaker: str | None = None  # "S1", "S2", … when the run diarizes (tasks/speakers/)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,7 @@ class Segment:
     start: float
     end: float
     text: str
+    speaker: str | None = None  # "S1", "S2", … in order of first appearance, when the run diarizes
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,8 @@ class Transcript:
     language: str | None = None
     info: Mapping[str, str] = field(default_factory=dict)  # per-file decode notes
     quality: Quality | None = None  # set after the engine, by the quality guards
+    language_probability: float | None = None  # of `language`, detected on the speech (tasks/speakers/language.py)
+    speakers: int | None = None  # distinct speakers found; None when the run does not diarize
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +157,7 @@ class FileResult:
     done_in_run: str | None = None  # for `skipped`: the run that holds the ok row
     transcript_path: str | None = None  # the JSON output, relative to the output folder
     audio_stream: int | None = None  # the file's audio stream that was transcribed
+    language: str | None = None  # a file skipped for its language: the language heard (else the transcript's)
 
 
 @dataclass(frozen=True, slots=True)

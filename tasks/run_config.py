@@ -11,6 +11,7 @@ No Prefect import: the CLI validates before Prefect starts.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -22,6 +23,7 @@ from tasks.engines.options import validate_options
 from tasks.locations import check_location, location_kind
 from tasks.media.s3 import S3Access
 from tasks.output.links import check_base_url
+from tasks.speakers.stage import SpeakerOptions
 
 EngineName = Literal["ctranslate2", "transformers", "nemo", "fake"]
 assert set(EngineName.__args__) == set(ENGINES)  # type: ignore[attr-defined]
@@ -30,6 +32,7 @@ assert set(EngineName.__args__) == set(ENGINES)  # type: ignore[attr-defined]
 POOL_HARDWARE = {"cpu": "cpu", "h100": "h100", "g6": "g6.xlarge"}
 POOL_SHARD_MINUTES = 60.0  # with a pool and no sharding asked for: shards of about an hour of audio
 SHIPPED_CANARY = "shipped"
+DEFAULT_MAX_SPEAKERS = 8
 DEFAULT_CANARY_THRESHOLD = 0.35  # tiny.en scores 0.232 on the shipped set (30 s windows); a broken decoder ~1.0
 
 
@@ -88,6 +91,17 @@ class RunConfig(BaseModel):
                                                             "(default: FOLDER/references.tsv).")
     canary_threshold: float = Field(DEFAULT_CANARY_THRESHOLD, ge=0, description="Fail the run when the canary's "
                                                                                 "WER is above this.")
+    diarize: bool = Field(False, description="Label who speaks when: segments and words get S1, S2, … "
+                                             "(needs the diarize extra).")
+    min_speakers: int | None = Field(None, ge=1, description="With diarize: at least this many speakers per file.")
+    max_speakers: int | None = Field(None, ge=1, description="With diarize: at most this many speakers per file "
+                                                             "(default 8).")
+    languages: list[str] = Field(default_factory=list, description="Only files in these languages (codes, comma-"
+                                 "separated; -CODE leaves one out: -en is every language but English); the others "
+                                 "get a skipped row naming their language.")
+    language_model: str | None = Field(None, description="Multilingual CTranslate2 Whisper folder that identifies "
+                                                          "languages when the run's model cannot (default: Whisper "
+                                                          "base, when installed).")
 
     @field_validator("source", "out")
     @classmethod
@@ -103,7 +117,20 @@ class RunConfig(BaseModel):
         except ValueError as error:
             raise ValueError(str(error).replace("base_url", info.field_name, 1)) from None
 
-    @field_validator("model", "language", "pool", "hardware", "canary_references", "media_base_url", mode="before")
+    @field_validator("languages", mode="before")
+    @classmethod
+    def _codes(cls, value: object) -> object:
+        """`en,de` (CLI) or ["en", "de"] (deployment parameters): lower-case codes, none empty."""
+        codes = value.split(",") if isinstance(value, str) else value
+        if not isinstance(codes, list | tuple):
+            return value
+        cleaned = [str(code).strip().lower() for code in codes if str(code).strip()]
+        if any(not code.removeprefix("-").isalpha() for code in cleaned):
+            raise ValueError(f"languages: language codes such as en, de or -en, got {value!r}")
+        return cleaned
+
+    @field_validator("model", "language", "pool", "hardware", "canary_references", "media_base_url",
+                     "language_model", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value  # the UI's cleared text box
@@ -114,6 +141,10 @@ class RunConfig(BaseModel):
             raise ValueError("shards and shard_minutes: give one or the other")
         if self.hardware is None and self.pool is not None and self.pool not in POOL_HARDWARE:
             raise ValueError(f"hardware: pool {self.pool!r} has no default price profile; pass hardware")
+        if self.min_speakers and self.max_speakers and self.min_speakers > self.max_speakers:
+            raise ValueError("min_speakers: more than max_speakers")
+        if (self.min_speakers or self.max_speakers) and not self.diarize:
+            raise ValueError("min_speakers, max_speakers: only with diarize")
         self.engine_config()  # engine_options are checked against the engine's own
         return self
 
@@ -130,7 +161,20 @@ class RunConfig(BaseModel):
         return EngineConfig(engine=self.engine, model=self.model, device=self.device, compute_type=self.compute_type,
                             beam_size=self.beam_size, language=self.language, word_timestamps=self.word_timestamps,
                             pack_short_clips=self.pack_short_clips, batch_size=self.batch_size,
-                            extra=validate_options(self.engine, options))
+                            extra=validate_options(self.engine, options), speakers=self.speaker_range())
+
+    def speaker_range(self) -> tuple[int, int] | None:
+        """(min, max) speakers per file when the run diarizes, else None (and the config hash is as before)."""
+        if not self.diarize:
+            return None
+        least = self.min_speakers or 1
+        return least, max(self.max_speakers or DEFAULT_MAX_SPEAKERS, least)
+
+    def speaker_options(self, vad_threshold: float = 0.5) -> SpeakerOptions:
+        least, most = self.speaker_range() or (1, DEFAULT_MAX_SPEAKERS)
+        return SpeakerOptions(diarize=self.diarize, min_speakers=least, max_speakers=most,
+                              languages=tuple(self.languages), language_model=self.language_model,
+                              device=self.device, vad_threshold=vad_threshold)
 
     def hardware_profile(self) -> str:
         """The price profile: as given, else the pool's, else cpu (this machine)."""
@@ -154,6 +198,10 @@ class RunConfig(BaseModel):
             check_location(self.out, "out", must_exist=False)
         except ValueError as error:
             raise ConfigError(str(error)) from None
+        missing = [name for name in ("resemblyzer", "spectralcluster") if importlib.util.find_spec(name) is None]
+        if self.diarize and missing:
+            raise ConfigError(f"diarize: needs {', '.join(missing)}, not installed here: "
+                              "pip install 'transcribe-all[diarize]'")
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from prefect import task
@@ -32,6 +33,7 @@ from tasks.progress import report
 from tasks.quality.guarded import QualityOptions, transcribe_guarded
 from tasks.records import Clip, Failure, FileResult, MediaItem, StageTimes, Transcript
 from tasks.run_config import RunConfig, RunRef
+from tasks.speakers.stage import Refused, SpeakerOptions, SpeakerStage, transcribe_clips, transcribe_long
 from transcribe_all.settings import worker_settings
 
 log = logging.getLogger(__name__)
@@ -51,17 +53,21 @@ def transcribe_batch(
     out: Path,
     ctx: RunContext,
     quality: QualityOptions | None = None,  # None: the defaults (VAD on, retry on)
+    speakers: SpeakerOptions | None = None,  # None: languages identified, no diarization, every language
 ) -> BatchOutcome:
     """Transcribe the batch's decoded clips (a `Failure` in `decoded` is a file that failed to decode)."""
     started = time.perf_counter()
     options = quality or QualityOptions()
+    stage = SpeakerStage(transcriber, speakers or SpeakerOptions(vad_threshold=options.vad_threshold))
     clips = [d for d in decoded if isinstance(d, Clip)]
-    # voice-activity detection, quality guards, one safer retry of flagged files (tasks/quality/guarded.py)
-    guarded = transcribe_guarded(transcriber, clips, options, run_engine)
-    outputs: dict[str, Transcript | Failure] = dict(zip((c.key for c in clips), guarded, strict=True))
+    # languages identified on speech; voice-activity detection, quality guards, one safer retry of flagged
+    # files (tasks/quality/guarded.py); speakers when asked (tasks/speakers/stage.py)
+    guarded = transcribe_clips(stage, clips, lambda todo, speech: transcribe_guarded(
+        transcriber, todo, options, run_engine, speech))
+    outputs: dict[str, Transcript | Failure | Refused] = dict(zip((c.key for c in clips), guarded, strict=True))
     for long in (d for d in decoded if isinstance(d, LongAudio)):  # piece by piece: memory stays flat
-        outputs[long.key] = transcribe_in_pieces(
-            long, lambda pieces: transcribe_guarded(transcriber, pieces, options, run_engine))
+        outputs[long.key] = transcribe_long(stage, long, partial(
+            transcribe_in_pieces, long, lambda pieces: transcribe_guarded(transcriber, pieces, options, run_engine)))
     inferred_at = time.perf_counter()
     total_audio = sum(d.duration_s for d in decoded if not isinstance(d, Failure)) or 1.0
     busy = inferred_at - started
@@ -94,11 +100,14 @@ def run_engine(transcriber: Transcriber, clips: Sequence[Clip]) -> list[Transcri
 
 
 def _settle(
-    item: MediaItem, outcome: Transcript | Failure | None, shard_id: int, out: Path, ctx: RunContext, busy_s: float,
-    audio: Clip | LongAudio | None = None,
+    item: MediaItem, outcome: Transcript | Failure | Refused | None, shard_id: int, out: Path, ctx: RunContext,
+    busy_s: float, audio: Clip | LongAudio | None = None,
 ) -> FileResult:
     now = datetime.now(UTC)
     stream = audio.audio_stream if audio else None
+    if isinstance(outcome, Refused):  # not one of the run's languages: left for a run that takes it
+        return FileResult(item, "skipped", shard_id, now, error=outcome.reason, processing_s=busy_s,
+                          audio_stream=stream, language=outcome.language)
     if not isinstance(outcome, Transcript):
         reason = str(outcome) if outcome else "no transcript returned"
         return FileResult(item, "failed", shard_id, now, error=reason, processing_s=busy_s,
@@ -152,8 +161,9 @@ def transcribe_batch_task(
     run_id = run.run_id
     layout = output_layout(config.out)
     out_dir = layout.write_root()
-    outcome = transcribe_batch(items, decoded.decoded, shard_id, transcriber, out_dir, ctx,
-                               QualityOptions.from_config(engine))
+    quality = QualityOptions.from_config(engine)
+    outcome = transcribe_batch(items, decoded.decoded, shard_id, transcriber, out_dir, ctx, quality,
+                               config.speaker_options(quality.vad_threshold))
     started = time.perf_counter()
     layout.publish(written_files(out_dir, outcome.results))  # before the rows that point at them
     name = f"shard-{shard_id:05d}-batch-{batch_no:05d}-{uuid.uuid4().hex[:8]}"
@@ -164,7 +174,8 @@ def transcribe_batch_task(
     ok = [r for r in outcome.results if r.status == "ok"]
     for result in outcome.results:
         report("done", 1, result.item.duration_s or 0)
-    return ShardSummary(shard_id, len(ok), len(outcome.results) - len(ok), 0,
+    skipped = sum(1 for r in outcome.results if r.status == "skipped")  # not one of the run's languages
+    return ShardSummary(shard_id, len(ok), len(outcome.results) - len(ok) - skipped, skipped,
                         sum(r.item.duration_s or 0 for r in ok), times)
 
 

@@ -139,7 +139,8 @@ def _print_table(hits: list[Any]) -> None:
         text = Text()
         for n, piece in enumerate(hit.text.replace(MARK_CLOSE, MARK_OPEN).split(MARK_OPEN)):
             text.append(piece, style="bold reverse" if n % 2 else "")  # odd pieces sit between the markers
-        table.add_row(Text(display_name(hit.source)), f"{clock(hit.start)}–{clock(hit.end)}", text,
+        at = f"{clock(hit.start)}–{clock(hit.end)}" + (f" {hit.speaker}" if hit.speaker else "")
+        table.add_row(Text(display_name(hit.source)), at, text,
                       f"{hit.score:.2f}")
     console.print(table)
 

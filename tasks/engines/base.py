@@ -34,6 +34,7 @@ class EngineConfig:
     pack_short_clips: bool = False
     batch_size: int = 0  # 0: the engine picks (from free memory on a GPU)
     extra: tuple[tuple[str, str], ...] = ()  # engine-specific knobs, as sorted pairs
+    speakers: tuple[int, int] | None = None  # (min, max) speakers when the run diarizes (tasks/speakers/)
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -54,6 +55,8 @@ class EngineConfig:
         fields = asdict(self)
         for key in ("device", "batch_size", "extra"):
             fields.pop(key)
+        if self.speakers is None:  # a run without diarize keeps the hash it had before diarize existed
+            fields.pop("speakers")
         return fields
 
 

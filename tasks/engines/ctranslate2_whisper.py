@@ -113,6 +113,12 @@ class CTranslate2Whisper:
         guards hand it the speech spans their VAD found (tasks/quality/guarded.py) instead of cutting."""
         return len(self.temperatures) == 1 and self.long_form == "batched"
 
+    @property
+    def whisper_model(self) -> Any:
+        """The loaded faster-whisper model: the language stage identifies languages with it when it is
+        multilingual (tasks/speakers/language.py), and knows it reads English only when it is not."""
+        return self._whisper
+
     def settings(self) -> dict[str, str]:
         settings = {"device": self.device, "compute_type": self.compute_type, "beam_size": str(self.config.beam_size),
                     "long_form": self.long_form, "audio_context": self.audio_context,

@@ -37,7 +37,7 @@ from tasks.output.links import transcript_url
 from tasks.output.manifest_merge import merge_parts
 from tasks.output.overlap import settle_overlaps
 from tasks.output.transcripts import atomic_write_bytes
-from tasks.records import FileResult, Quality
+from tasks.records import FileResult, Quality, Transcript
 
 SEGMENT_TYPE = pa.struct([("start", pa.float64()), ("end", pa.float64()), ("text", pa.string())])
 MANIFEST_SCHEMA = pa.schema(
@@ -67,6 +67,9 @@ MANIFEST_SCHEMA = pa.schema(
         ("quality_attempts", pa.string()),  # JSON: both decodes of a retried file, else null
         ("audio_stream", pa.int32()),  # the container's stream index that was transcribed
         ("change_key", pa.string()),  # besides size and mtime: local inode:ctime_ns, S3 ETag (tasks/media/scan.py)
+        ("language_probability", pa.float64()),  # of `language`, identified on the speech (tasks/speakers/)
+        ("speakers", pa.int32()),  # distinct speakers found; null when the run does not diarize
+        ("segment_speakers", pa.list_(pa.string())),  # the speaker of each of `segments`, when diarized
     ]
 )
 
@@ -99,7 +102,7 @@ def _row(result: FileResult, ctx: RunContext) -> dict[str, object]:
         "duration_s": item.duration_s,
         "status": result.status,
         "error": result.error,
-        "language": transcript.language if transcript else None,
+        "language": transcript.language if transcript else result.language,
         "text": transcript.text if transcript else None,
         "segments": [{"start": s.start, "end": s.end, "text": s.text} for s in transcript.segments]
         if transcript
@@ -117,7 +120,16 @@ def _row(result: FileResult, ctx: RunContext) -> dict[str, object]:
         **_quality_fields(transcript.quality if transcript else None, item.duration_s),
         "audio_stream": result.audio_stream,
         "change_key": item.change_key,
+        **_speaker_fields(transcript),
     }
+
+
+def _speaker_fields(transcript: Transcript | None) -> dict[str, object]:
+    if transcript is None:
+        return {"language_probability": None, "speakers": None, "segment_speakers": None}
+    diarized = transcript.speakers is not None
+    return {"language_probability": transcript.language_probability, "speakers": transcript.speakers,
+            "segment_speakers": [s.speaker for s in transcript.segments] if diarized else None}
 
 
 def _quality_fields(quality: Quality | None, duration_s: float | None) -> dict[str, object]:

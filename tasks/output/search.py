@@ -36,7 +36,7 @@ from tasks.output.manifests import MANIFEST_SCHEMA
 from tasks.output.parts import naming_unreadable
 
 INDEX_PATH = SEARCH_INDEX
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: segments carry their speaker
 MARK_OPEN, MARK_CLOSE = "\x02", "\x03"  # highlight markers: control characters never found in text
 
 _SCHEMA = """
@@ -49,7 +49,8 @@ CREATE TABLE files (source BLOB PRIMARY KEY, run_id TEXT NOT NULL, status TEXT N
   duration_s REAL, language TEXT, flags TEXT, finished_at TEXT, content_sha256 TEXT, config_hash TEXT,
   content_run TEXT, transcript_path TEXT, transcript_url TEXT);
 CREATE INDEX files_content ON files (content_sha256, config_hash);
-CREATE TABLE segments (id INTEGER PRIMARY KEY, content_id INTEGER NOT NULL, start REAL, "end" REAL, text TEXT);
+CREATE TABLE segments (id INTEGER PRIMARY KEY, content_id INTEGER NOT NULL, start REAL, "end" REAL, text TEXT,
+  speaker TEXT);
 CREATE INDEX segments_content ON segments (content_id);
 CREATE VIRTUAL TABLE segments_fts USING fts5 (text, content='segments', content_rowid='id',
   tokenize='unicode61 remove_diacritics 2');
@@ -59,7 +60,8 @@ CREATE TRIGGER segments_ad AFTER DELETE ON segments BEGIN
   INSERT INTO segments_fts (segments_fts, rowid, text) VALUES ('delete', old.id, old.text); END;
 """
 _COLUMNS = ["source", "status", "error", "duration_s", "language", "quality_flags", "finished_at",
-            "content_sha256", "config_hash", "segments", "transcript_path", "transcript_url", "done_in_run"]
+            "content_sha256", "config_hash", "segments", "transcript_path", "transcript_url", "done_in_run",
+            "segment_speakers"]
 
 
 class QueryError(ValueError):
@@ -75,6 +77,7 @@ class Hit:
     score: float  # higher is better (negated BM25)
     transcript_url: str | None
     transcript_path: str | None
+    speaker: str | None = None  # "S1", … when the file was diarized
 
     def plain_text(self) -> str:
         return self.text.replace(MARK_OPEN, "").replace(MARK_CLOSE, "")
@@ -229,8 +232,11 @@ def _add_content(db: sqlite3.Connection, row: dict[str, object], run_id: str) ->
                          row["transcript_url"], row["language"]))
     segments = row["segments"] or []
     assert isinstance(segments, list)
-    db.executemany('INSERT INTO segments (content_id, start, "end", text) VALUES (?, ?, ?, ?)',
-                   [(cursor.lastrowid, s["start"], s["end"], s["text"]) for s in segments])
+    speakers = row.get("segment_speakers") or [None] * len(segments)
+    assert isinstance(speakers, list)
+    db.executemany('INSERT INTO segments (content_id, start, "end", text, speaker) VALUES (?, ?, ?, ?, ?)',
+                   [(cursor.lastrowid, s["start"], s["end"], s["text"], who)
+                    for s, who in zip(segments, speakers, strict=True)])
 
 
 def _upsert_file(db: sqlite3.Connection, row: dict[str, object], run_id: str) -> set[tuple[str, str]]:
@@ -250,7 +256,9 @@ def _upsert_file(db: sqlite3.Connection, row: dict[str, object], run_id: str) ->
                    (run_id, row["status"], row["error"], row["duration_s"], row["language"],
                     json.dumps(row["quality_flags"] or []), finished.isoformat() if finished else None, source))
     removed = row["status"] == "removed"  # gone from SOURCE: no text is this file's any more
-    settled = row["status"] in ("ok", "skipped") and row["content_sha256"] and row["config_hash"]
+    # A skipped row without done_in_run (a file outside a run's `languages`) has no text: it keeps the pointer
+    settled = (row["status"] == "ok" or (row["status"] == "skipped" and row["done_in_run"])) \
+        and row["content_sha256"] and row["config_hash"]
     if not (settled or removed) or run_id < (old[1] or ""):
         return set()
     now = (None, None, None, None) if removed else (row["content_sha256"], row["config_hash"],
@@ -295,7 +303,7 @@ _TOP = """SELECT id, score FROM (SELECT rowid AS id, -bm25(segments_fts) AS scor
   WHERE segments_fts MATCH ? ORDER BY rowid DESC LIMIT ?) ORDER BY score DESC LIMIT ?"""
 _MARKED = f"""SELECT rowid, highlight(segments_fts, 0, '{MARK_OPEN}', '{MARK_CLOSE}') FROM segments_fts
   WHERE segments_fts MATCH ? AND rowid IN ({{}})"""
-_ROWS = """SELECT s.id, f.source, s.start, s."end", c.transcript_url, c.transcript_path
+_ROWS = """SELECT s.id, f.source, s.start, s."end", c.transcript_url, c.transcript_path, s.speaker
 FROM segments s JOIN contents c ON c.id = s.content_id
 JOIN files f ON f.content_sha256 = c.content_sha256 AND f.config_hash = c.config_hash WHERE s.id IN ({})"""
 
@@ -308,7 +316,7 @@ def search(db_path: Path, query: str, limit: int = 20) -> list[Hit]:
         marks = ", ".join("?" * len(top))
         marked = dict(db.execute(_MARKED.format(marks), (match, *top)).fetchall())
         rows = db.execute(_ROWS.format(marks), tuple(top)).fetchall()
-    hits = [Hit(py_source(source), start, end, marked[sid], top[sid], url or None, path)
-            for sid, source, start, end, url, path in rows]
+    hits = [Hit(py_source(source), start, end, marked[sid], top[sid], url or None, path, speaker)
+            for sid, source, start, end, url, path, speaker in rows]
     hits.sort(key=lambda h: (-h.score, h.source, h.start))
     return hits[:limit]

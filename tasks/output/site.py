@@ -115,8 +115,8 @@ def _file_pages(db_path: Path, folder: Path, entries: list[FileEntry], media: di
     written = 0
     with connect(db_path) as db:
         for entry in entries:
-            segments = db.execute('SELECT start, "end", text FROM segments WHERE content_id = ? ORDER BY start, id',
-                                  (entry.content_id,)).fetchall() if entry.content_id is not None else []
+            query = 'SELECT start, "end", text, speaker FROM segments WHERE content_id = ? ORDER BY start, id'
+            segments = db.execute(query, (entry.content_id,)).fetchall() if entry.content_id is not None else []
             path = entry.transcript_path
             vtt = "../../" + url_path(path[:-len(".json")] + ".vtt") if path and path.endswith(".json") else None
             note = None if entry.page in media or entry.status not in PLAYABLE else _no_media(links, entry)

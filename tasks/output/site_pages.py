@@ -107,7 +107,7 @@ def listing_page(entries: Sequence[FileEntry], page: int, pages: int, total: int
     return layout("Archive" if page == 1 else f"Archive, page {page}", body, depth)
 
 
-def file_page(entry: FileEntry, segments: Sequence[tuple[float, float, str]], media_url: str | None,
+def file_page(entry: FileEntry, segments: Sequence[tuple[float, float, str, str | None]], media_url: str | None,
               vtt_url: str | None, note: str | None = None) -> str:
     """One file: the player, its captions track and the transcript; every segment's time seeks the player.
 
@@ -123,8 +123,8 @@ def file_page(entry: FileEntry, segments: Sequence[tuple[float, float, str]], me
                   '<p class="media-error" role="alert" hidden></p>')
     items = "".join(
         f'<li data-start="{start:.3f}" data-end="{end:.3f}"><a class="t" href="#t={start:.3f}" data-pagefind-ignore '
-        f'data-start="{start:.3f}">{clock(start)}</a><span>{_e(text)}</span></li>'
-        for start, end, text in segments)
+        f'data-start="{start:.3f}">{clock(start)}</a>{_speaker(speaker)}<span>{_e(text)}</span></li>'
+        for start, end, text, speaker in segments)
     flags = "".join(f"<span class=flag>{_e(flag)}</span>" for flag in entry.flags)
     error = f'<p class="status-failed">{_e(entry.error)}</p>' if entry.status == "failed" else ""
     body = (f'{search_form("../index.html")}<article data-pagefind-body>'
@@ -134,6 +134,11 @@ def file_page(entry: FileEntry, segments: Sequence[tuple[float, float, str]], me
             f" · {_e(shown_status(entry))} {flags}</p>{error}<div data-pagefind-ignore>{player}</div>"
             f'<ol class="segments">{items}</ol></article>')
     return layout(entry.source, body, 1)
+
+
+def _speaker(speaker: str | None) -> str:
+    """Who speaks (a diarized file): a label before the segment's text."""
+    return f'<b class="speaker" data-pagefind-ignore>{_e(speaker)}</b> ' if speaker else ""
 
 
 def runs_page(table: Sequence[dict[str, object]], svgs: Sequence[str]) -> str:

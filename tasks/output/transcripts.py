@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path, PurePosixPath
 
-from tasks.records import Segment, Transcript
+from tasks.records import Segment, Transcript, Word
 
 
 class UnsafePathError(ValueError):
@@ -58,8 +58,9 @@ def write_transcript_files(out: Path, stem: str, transcript: Transcript, meta: M
     always matches every row that points at it.
     """
     document = {**meta, "text": transcript.text, "language": transcript.language,
-                "segments": [asdict(s) for s in transcript.segments],
-                "words": [asdict(w) for w in transcript.words], "info": dict(transcript.info),
+                "language_probability": transcript.language_probability, "speakers": transcript.speakers,
+                "segments": [_plain(s) for s in transcript.segments],
+                "words": [_plain(w) for w in transcript.words], "info": dict(transcript.info),
                 "quality": asdict(transcript.quality) if transcript.quality else None}
     json_path = output_path(out, stem + ".json")
     atomic_write_text(json_path, json.dumps(document, ensure_ascii=False, indent=1))
@@ -68,17 +69,37 @@ def write_transcript_files(out: Path, stem: str, transcript: Transcript, meta: M
     return json_path
 
 
+def _plain(record: Segment | Word) -> dict[str, object]:
+    """A segment or word as JSON; `speaker` only when the run diarized (the format is otherwise unchanged)."""
+    fields = asdict(record)
+    if fields.get("speaker") is None:
+        fields.pop("speaker", None)
+    return fields
+
+
 def to_srt(segments: tuple[Segment, ...]) -> str:
     blocks = [
-        f"{n}\n{_timestamp(s.start, ',')} --> {_timestamp(s.end, ',')}\n{s.text}\n"
+        f"{n}\n{_timestamp(s.start, ',')} --> {_timestamp(s.end, ',')}\n{_srt_text(s)}\n"
         for n, s in enumerate((s for s in segments if s.text), start=1)
     ]
     return "\n".join(blocks)
 
 
+def _srt_text(segment: Segment) -> str:
+    return f"[{segment.speaker}] {segment.text}" if segment.speaker else segment.text
+
+
 def to_vtt(segments: tuple[Segment, ...]) -> str:
-    cues = [f"{_timestamp(s.start, '.')} --> {_timestamp(s.end, '.')}\n{s.text}\n" for s in segments if s.text]
+    cues = [f"{_timestamp(s.start, '.')} --> {_timestamp(s.end, '.')}\n{_vtt_text(s)}\n" for s in segments if s.text]
     return "WEBVTT\n\n" + "\n".join(cues)
+
+
+def _vtt_text(segment: Segment) -> str:
+    """A voice span names the speaker (WebVTT `<v S1>`); cue text escapes &, < and > as WebVTT requires."""
+    if not segment.speaker:
+        return segment.text
+    text = segment.text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return f"<v {segment.speaker}>{text}"
 
 
 def _timestamp(seconds: float, separator: str) -> str:

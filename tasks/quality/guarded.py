@@ -47,10 +47,11 @@ class QualityOptions:
 
 
 def transcribe_guarded(
-    transcriber: Transcriber, clips: Sequence[Clip], options: QualityOptions, runner: Runner
+    transcriber: Transcriber, clips: Sequence[Clip], options: QualityOptions, runner: Runner,
+    found: Sequence[SpeechMap] | None = None,  # the clips' speech, when a stage before found it already
 ) -> list[Transcript | Failure]:
     """One transcript (or an error string) per clip, in order, each carrying its `Quality`."""
-    speech = [detect_speech(c.samples, options.vad_threshold) for c in clips]
+    speech = list(found) if found is not None else [detect_speech(c.samples, options.vad_threshold) for c in clips]
     results = _decode(transcriber, clips, speech, options.vad, runner)
     results = [_assess(r, c, s, options.limits) for r, c, s in zip(results, clips, speech, strict=True)]
     flagged = [i for i, r in enumerate(results) if isinstance(r, Transcript) and _fixable(r)]

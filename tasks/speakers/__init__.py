@@ -1,0 +1,1 @@
+"""Speakers and languages: who spoke when (diarize.py, labels.py) and in which language (language.py)."""

