@@ -65,6 +65,27 @@ def test_language_flags_and_the_languages_option() -> None:
     assert allowed("it", ("-en",)) and not allowed("en", ("-en",)) and allowed("de", ())
 
 
+def test_the_language_check_is_opt_in_and_on_with_languages() -> None:
+    """Off by default (an English-only model would pay a multilingual encoder pass per file): no detector is
+    asked, the row keeps its model's language and gets no language flag; `languages` turns it on."""
+    from tasks.quality.vad import detect_speech
+    from tasks.speakers.stage import SpeakerOptions, SpeakerStage
+
+    class EnglishOnly:
+        engine, model = "ctranslate2", "tiny.en"
+
+    stage = SpeakerStage(EnglishOnly(), SpeakerOptions())
+    silence = np.zeros(16_000, np.float32)
+    assert stage.guess(silence, detect_speech(silence)) is None and stage._detector is None
+    done = stage.finish(Transcript("hello", (), language="en"), None, has_speech=True)
+    assert done.language == "en" and done.quality is None
+    assert SpeakerStage(EnglishOnly(), SpeakerOptions(languages=("en",))).checking
+    assert SpeakerStage(EnglishOnly(), SpeakerOptions(language_check=True)).checking
+    on = SpeakerStage(EnglishOnly(), SpeakerOptions(language_check=True))
+    flagged = on.finish(Transcript("hello", (), language="en"), None, has_speech=True)
+    assert flagged.quality is not None and LANGUAGE_UNVERIFIED in flagged.quality.flags
+
+
 def test_diarize_joins_the_config_hash_only_when_on() -> None:
     plain = RunConfig.parse({"source": "/tmp", "out": "/tmp/o"})
     assert "speakers" not in plain.engine_config().output_fields()  # earlier runs keep their hash

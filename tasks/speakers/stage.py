@@ -29,6 +29,9 @@ class SpeakerOptions:
     min_speakers: int = 1
     max_speakers: int = 8
     languages: tuple[str, ...] = ()  # codes to keep and/or -codes to leave out; empty: all
+    # identify every file's language and flag what the model cannot read (always when `languages` is set);
+    # off by default: with an English-only model it costs a multilingual encoder pass per file (~2 s on CPU)
+    language_check: bool = False
     language_model: str | None = None  # multilingual Whisper (CTranslate2) to identify languages with
     device: str = "auto"  # where the speaker encoder runs
     vad_threshold: float = 0.5
@@ -39,6 +42,7 @@ class SpeakerStage:
 
     def __init__(self, transcriber: Any, options: SpeakerOptions) -> None:
         self.options = options
+        self.checking = options.language_check or bool(options.languages)
         self.readable = model_languages(transcriber)
         self._transcriber = transcriber
         self._detector: Any = None
@@ -53,6 +57,8 @@ class SpeakerStage:
         return self._detector
 
     def guess(self, samples: npt.NDArray[np.float32], speech: SpeechMap) -> LanguageGuess | None:
+        if not self.checking:
+            return None  # the row keeps the language its model decoded with
         detector = self.detector()
         return detect(detector, samples, speech) if detector is not None else None
 
@@ -69,7 +75,7 @@ class SpeakerStage:
 
     def finish(self, transcript: Transcript, guess: LanguageGuess | None, has_speech: bool) -> Transcript:
         """The transcript with the language heard and its flags (speakers are added by `with_speakers`)."""
-        flags = language_flags(guess, self.readable, has_speech)
+        flags = language_flags(guess, self.readable, has_speech) if self.checking else ()
         quality = transcript.quality
         if flags:
             quality = replace(quality or Quality(), flags=(*(quality.flags if quality else ()), *flags))
