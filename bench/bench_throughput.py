@@ -80,6 +80,14 @@ def build_libraries(root: Path, short_count: int, long_minutes: list[float], cac
     return references
 
 
+def subset(references: dict[str, str], count: int) -> dict[str, str]:
+    """Every k-th source (sorted) so `count` remain; all of them when `count` is 0."""
+    if not count:
+        return references
+    chosen = sorted(references)[:: max(1, len(references) // count)][:count]
+    return {source: references[source] for source in chosen}
+
+
 def expand_rows(spec: str, batches: list[int]) -> list[str]:
     """`--rows` with `BatchedInferencePipeline` expanded to one row per batch size; unknown rows refused."""
     rows: list[str] = []
@@ -314,6 +322,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small libraries and sizes: a smoke run")
     parser.add_argument("--short", type=int, default=80, help="synthetic clips of 2-10 s (+ 2 real recordings)")
     parser.add_argument("--long-minutes", default="3,10,20", help="one long file per entry, minutes")
+    parser.add_argument("--prompts", type=int, default=0, help="every k-th real prompt so this many remain; 0: all")
+    parser.add_argument("--clips", type=int, default=0, help="every k-th festival clip so this many remain; 0: all")
+    parser.add_argument("--long-files", type=int, default=0, help="the N shortest long files only; 0: all")
     parser.add_argument("--material", type=Path, default=Path(tempfile.gettempdir()) / "transcribe-all-bench-speech",
                         help="where the libraries are built (reused when they match)")
     parser.add_argument("--festival-cache", type=Path, default=Path(tempfile.gettempdir()) / "transcribe-all-festival",
@@ -357,11 +368,15 @@ def main() -> int:
         api_url = str(PREFECT_API_URL.value())
         libraries = build_libraries(args.material, args.short, [float(m) for m in args.long_minutes.split(",")],
                                     args.festival_cache)
+        libraries["prompts"] = subset(libraries["prompts"], args.prompts)
+        libraries["short"] = subset(libraries["short"], args.clips)
+        shortest = sorted(libraries["long"], key=lambda s: float(s.rsplit("_", 1)[-1].removesuffix("min.m4a")))
+        libraries["long"] = {s: libraries["long"][s] for s in shortest[: args.long_files or len(shortest)]}
         for part, name, rows in (
             ("short", "Clips of 2-10 s (MP3; festival voices, 2 real recordings)", clip_rows),
             ("prompts", "Real recorded prompts of 2-10 s (asterisk-core-sounds-en: one human voice, 8 kHz WAV)",
              clip_rows),
-            ("long", f"Files of {args.long_minutes} min (M4A)", long_rows),
+            ("long", f"Files of {','.join(s.rsplit('_', 1)[-1][:-7] for s in libraries['long'])} min (M4A)", long_rows),
         ):
             if part not in skip:
                 table, results = asr_part(name, libraries[part], args.material / part, tmp, api_url, rows, args.model)
