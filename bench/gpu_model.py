@@ -48,7 +48,9 @@ def save_model(geometry: dict[str, int], folder: Path, tokens: int, device: str)
         begin_suppress_tokens=[220, EOT],
     )
     model.save_pretrained(folder)
-    processor(geometry["mels"]).save_pretrained(folder)
+    made = processor(geometry["mels"])
+    made.save_pretrained(folder)
+    made.feature_extractor.save_pretrained(folder)  # preprocessor_config.json: faster-whisper reads it
     del model
     if device == "cuda":
         torch.cuda.empty_cache()
