@@ -43,6 +43,13 @@ def chart(path: Path, parts: list[tuple[str, list[dict[str, Any]]]], scan: list[
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if not (scan or writer):
+        fig, ax = plt.subplots(figsize=(11, 5.2))
+        _speed_panel(ax, parts)
+        fig.suptitle(title, fontsize=10)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        return
     fig, axes = plt.subplots(1, 3, figsize=(18, 5.2), gridspec_kw={"width_ratios": [2.2, 1, 1]})
     _speed_panel(axes[0], parts)
     ax = axes[1]
@@ -73,7 +80,7 @@ def chart(path: Path, parts: list[tuple[str, list[dict[str, Any]]]], scan: list[
 def _speed_panel(ax: Any, parts: list[tuple[str, list[dict[str, Any]]]]) -> None:
     """× plain loop per row, one bar group per part; the label is WER (ours / Whisper's normaliser)."""
     names: list[str] = []
-    for _, results in parts:
+    for _, results in sorted(parts, key=lambda part: -len(part[1])):  # the fullest part's order first
         names += [r["row"] for r in results if r["row"] not in names]
     width = 0.8 / max(1, len(parts))
     for k, (label, results) in enumerate(parts):
