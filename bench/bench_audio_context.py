@@ -37,7 +37,8 @@ MINIMUMS = (7.5, 10.0, 15.0)  # the option's minimum, MIN_CONTEXT_S, is 15 s
 COLUMNS = "| engine alone | wall s | × plain loop | × full windows | {wer} | flagged by the guards |"
 
 
-def rows_for(name: str, references: dict[str, str], library: Path, model: str) -> list[str]:
+def rows_for(name: str, references: dict[str, str], library: Path, model: str,
+             minimums: tuple[float, ...] = MINIMUMS) -> list[str]:
     from faster_whisper import WhisperModel
 
     from bench.common import WER_COLUMNS, model_path, wer_cells, wer_pair
@@ -64,7 +65,7 @@ def rows_for(name: str, references: dict[str, str], library: Path, model: str) -
              (f"| plain loop (faster-whisper, one file at a time) | {loop_s:.1f} | 1.00 | | "
               f"{wer_cells(wer_pair(refs, texts))} | |")]
     variants = [("full", "audio_context=full (30 s windows)", batch.MIN_CONTEXT_S)]
-    for m in MINIMUMS:
+    for m in minimums:
         suffix = " (its default)" if m == batch.MIN_CONTEXT_S else ""
         variants.append(("fit", f"audio_context=fit, at least {m:g} s{suffix}", m))
     default_minimum, full_s = batch.MIN_CONTEXT_S, 0.0
@@ -99,12 +100,14 @@ def _engine_row(model: str, context: str, clips: list[Any]) -> tuple[float, list
 
 
 def main() -> int:
-    from bench.bench_throughput import build_libraries
+    from bench.bench_throughput import build_libraries, subset
     from bench.common import commit_stamp
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="tiny.en,base", help="tiny.en, base, or CTranslate2 folders")
     parser.add_argument("--prompts", type=int, default=0, help="every k-th real prompt so this many remain; 0: all")
+    parser.add_argument("--clips", type=int, default=0, help="every k-th festival clip so this many remain; 0: all")
+    parser.add_argument("--minimums", default=",".join(f"{m:g}" for m in MINIMUMS), help="fit's minimum contexts, s")
     parser.add_argument("--material", type=Path, default=Path(tempfile.gettempdir()) / "transcribe-all-bench-speech")
     parser.add_argument("--festival-cache", type=Path, default=Path(tempfile.gettempdir()) / "transcribe-all-festival")
     parser.add_argument("--short", type=int, default=80)
@@ -116,18 +119,18 @@ def main() -> int:
     skip = set(filter(None, args.skip.split(",")))
     libraries = build_libraries(args.material, args.short, [float(m) for m in args.long_minutes.split(",")],
                                 args.festival_cache)
-    prompts = sorted(libraries["prompts"])
-    if args.prompts:
-        prompts = prompts[:: max(1, len(prompts) // args.prompts)][: args.prompts]
-    prompt_name = f"Real recorded prompts of 2-10 s (asterisk, {len(prompts)} of {len(libraries['prompts'])})"
-    parts = [("prompts", prompt_name, {p: libraries["prompts"][p] for p in prompts}),
-             ("short", "Festival clips of 2-10 s (+ 2 pocketsphinx recordings)", libraries["short"])]
+    prompts, clips = subset(libraries["prompts"], args.prompts), subset(libraries["short"], args.clips)
+    parts = [("prompts", f"Real recorded prompts of 2-10 s (asterisk, {len(prompts)} of {len(libraries['prompts'])})",
+              prompts),
+             ("short", (f"Festival clips of 2-10 s (+ 2 pocketsphinx recordings; {len(clips)} of "
+                       f"{len(libraries['short'])})"), clips)]
+    minimums = tuple(float(m) for m in args.minimums.split(","))
     started = datetime.now(UTC)
     sections = []
     for model in args.models.split(","):
         for part, name, references in parts:
             if part not in skip:
-                sections.append("\n".join(rows_for(name, references, args.material / part, model)))
+                sections.append("\n".join(rows_for(name, references, args.material / part, model, minimums)))
                 print(sections[-1] + "\n", flush=True)
     title = (f"# Audio context of the encoder — {started:%Y-%m-%d %H:%M} UTC — {os.cpu_count()}-core CPU, "
              f"{platform.machine()}, {args.models} float32, greedy, English")
