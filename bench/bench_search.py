@@ -127,7 +127,8 @@ def main() -> None:
 
 
 def bench_site(out: Path, files: int, segments: int, vocab: list[str], rng: np.random.Generator) -> None:
-    from tasks.output.site import MediaLinks, build_site
+    from tasks.output.site import build_site
+    from tasks.output.site_media import MediaLinks
 
     site_root = out / "site-bench"
     write_run(site_root, "20260101T000000Z-00000001", 0, files, segments, vocab, rng)

@@ -22,7 +22,8 @@ class HardwareProfile(Block):
     gpus: int = Field(default=1, ge=0, description="GPUs per worker (for GPU-hours).")
 
     def to_pricing(self, name: str) -> Pricing:
-        return Pricing(name, self.price_per_hour_usd, self.spot_price_per_hour_usd, self.gpus)
+        return Pricing(name, self.price_per_hour_usd, self.spot_price_per_hour_usd, self.gpus,
+                       f"HardwareProfile block {name!r}")
 
 
 def resolve_pricing(name: str) -> Pricing:

@@ -26,7 +26,7 @@ from flows.transcribe_shard import run_shard
 from tasks.engines import check_engine
 from tasks.locations import check_location
 from tasks.media.scan import scan_library_task
-from tasks.output.archive import refresh_archive_task
+from tasks.output.archive import recorded_source, refresh_archive_task
 from tasks.output.layout import run_lease
 from tasks.output.manifests import finalize_run_task
 from tasks.output.metrics import RunMetrics, ShardSummary, record_run_task
@@ -92,10 +92,10 @@ def transcribe_library(**parameters: Any) -> RunMetrics:
             checked = run_canary_task(config.engine_config(), labelled, config.canary_threshold, ctx.config_hash)
         if checked and not checked.passed:
             mark_run_task(config.out, run_id, CANARY_FAILED)
-        metrics = record_run_task(config.out, run_id, started_at, pricing, len(plan) if config.pool else 1,
+        metrics = record_run_task(config.out, run_id, started_at, pricing, bool(config.pool),
                                   ctx.engine, ctx.model, ctx.config_hash, checked.wer if checked else None,
-                                  checked.threshold if checked else None, len(warnings))
-        refresh_archive_task(config.out, source, base_url=config.base_url, site=config.site,
+                                  checked.threshold if checked else None, len(warnings), recorded_source(source))
+        refresh_archive_task(config.out, base_url=config.base_url, site=config.site,
                              media_base_url=config.media_base_url)
     publish_run_report(metrics, warnings)
     if failed:

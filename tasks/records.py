@@ -29,6 +29,7 @@ class MediaItem:
     content_sha256: str | None = None
     duration_s: float | None = None
     error: str | None = None  # set when the scan could not hash or probe it
+    change_key: str | None = None  # local: inode and ctime; S3: the ETag (tasks/media/sources.py)
 
     @property
     def ok(self) -> bool:

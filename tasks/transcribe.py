@@ -128,6 +128,13 @@ def make_batches(items: Sequence[MediaItem], max_files: int, max_audio_s: float)
     return batches + [current] if current else batches
 
 
+def load_engine(config: RunConfig) -> float:
+    """Load the run's engine into this process (or find it loaded); the seconds that took."""
+    started = time.perf_counter()
+    load_transcriber(config.engine_config())  # cached: the batches below find it loaded
+    return time.perf_counter() - started
+
+
 # NO_CACHE: the decoded audio is an input; hashing it for a cache key would be wasted work.
 @task(name="transcribe-batch", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
 def transcribe_batch_task(

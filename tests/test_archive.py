@@ -107,16 +107,34 @@ def test_site_command_builds_then_rewrites_nothing_and_remembers_source(tmp_path
                                                                         capsys: pytest.CaptureFixture[str]) -> None:
     media, out = tmp_path / "media", tmp_path / "out"
     (media / "calls").mkdir(parents=True)
+    (media / "calls" / "a.wav").write_bytes(b"RIFF")
     write_run(out, RUN1, [Row("calls/a.wav", [(0.0, 2.0, "Refund the customer today")])])
     assert main(["site", str(out), "--source", str(media)]) == 0
     assert "site: 1 files" in capsys.readouterr().out
     page = out / "site" / "files" / page_name("calls/a.wav")
-    assert 'src="../../../media/calls/a.wav"' in page.read_text()
+    linked = page_name("calls/a.wav").removesuffix(".html") + ".wav"
+    assert f'src="../media/{linked}"' in page.read_text()  # a link in DIR/site/media/ to the file in SOURCE
+    assert (out / "site" / "media" / linked).resolve() == (media / "calls" / "a.wav").resolve()
     stamp = page.stat().st_mtime_ns
     assert main(["site", str(out)]) == 0  # no --source: the one given before
     assert "0 pages written" in capsys.readouterr().out and page.stat().st_mtime_ns == stamp
     assert main(["site", str(out), "--source", str(tmp_path / "missing")]) == 2
     assert "--source: not a folder" in capsys.readouterr().err
+
+
+def test_copy_media_is_opt_in_and_remembered(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    media, out = tmp_path / "media", tmp_path / "out"
+    (media / "calls").mkdir(parents=True)
+    (media / "calls" / "a.wav").write_bytes(b"RIFF-bytes")
+    write_run(out, RUN1, [Row("calls/a.wav", [(0.0, 2.0, "Refund the customer today")])])
+    linked = out / "site" / "media" / (page_name("calls/a.wav").removesuffix(".html") + ".wav")
+    assert main(["site", str(out), "--source", str(media), "--copy-media"]) == 0
+    assert "1 players, media copied from" in capsys.readouterr().out
+    assert not linked.is_symlink() and linked.read_bytes() == b"RIFF-bytes"
+    assert main(["site", str(out)]) == 0  # remembered; the copy is current, so it is left alone
+    assert not linked.is_symlink() and "0 pages written" in capsys.readouterr().out
+    assert main(["site", str(out), "--no-copy-media"]) == 0
+    assert linked.is_symlink() and linked.resolve() == (media / "calls" / "a.wav").resolve()
 
 
 def test_names_that_are_not_utf8_survive_and_are_shown_escaped() -> None:

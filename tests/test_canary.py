@@ -76,7 +76,8 @@ def test_a_run_with_the_shipped_canary_passes_and_records_guards(prefect_api: st
     library = tmp_path / "library"
     build_guard_clips(library)
     metrics = transcribe_library(source=str(library), out=str(tmp_path / "out"))
-    assert metrics.canary_wer is not None and 0.0 < metrics.canary_wer <= 0.35  # tiny.en: ~0.26
+    # tiny.en reads the shipped set at 0.232 with the default 30 s windows (0.290 with audio_context=fit)
+    assert metrics.canary_wer is not None and 0.0 < metrics.canary_wer <= 0.25
     assert metrics.canary_threshold == 0.35 and metrics.files_flagged == 3
     assert runs(tmp_path / "out").loc[0, "canary_wer"] == pytest.approx(metrics.canary_wer)
     assert "WER canary 0." in run_report(metrics) and "passed" in run_report(metrics)

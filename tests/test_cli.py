@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tests.media_factory import build_bad
@@ -49,6 +50,20 @@ def run_cli(args: list[str], api_url: str, cwd: Path) -> subprocess.CompletedPro
     )
 
 
+def direct_texts(library: Path) -> dict[str, str]:
+    """Each file's text from a direct faster-whisper call on the same model (float32 greedy, one file at
+    a time): what the default engine must give back, batching notwithstanding (accuracy first)."""
+    from faster_whisper import WhisperModel
+
+    from tasks.engines import EngineConfig, resolve_model
+
+    model = WhisperModel(resolve_model(EngineConfig()), device="cpu", compute_type="float32")
+    options = {"beam_size": 1, "language": "en", "temperature": 0.0, "condition_on_previous_text": False}
+    files = sorted(p for p in library.rglob("*") if p.is_file())
+    return {p.relative_to(library).as_posix(): " ".join(s.text.strip() for s in model.transcribe(str(p), **options)[0])
+            for p in files}
+
+
 @pytest.mark.slow
 def test_exit_codes_of_real_runs(prefect_api: str, tmp_path: Path, example_library: Path) -> None:
     root = Path(__file__).resolve().parent.parent
@@ -56,6 +71,8 @@ def test_exit_codes_of_real_runs(prefect_api: str, tmp_path: Path, example_libra
     done = run_cli(["run", str(library), "--out", str(tmp_path / "out")], prefect_api, root)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "6 ok, 0 failed" in done.stdout
+    rows = pd.read_parquet(tmp_path / "out" / "manifest")
+    assert dict(zip(rows["source"], rows["text"], strict=True)) == direct_texts(library)  # the CLI costs no WER
     build_bad(library / "bad")
     with_failures = run_cli(["run", str(library), "--out", str(tmp_path / "out")], prefect_api, root)
     assert with_failures.returncode == 3, with_failures.stderr[-2000:]

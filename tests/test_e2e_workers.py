@@ -72,7 +72,8 @@ def test_nightly_deployment_fans_shards_out_over_workers(
     assert_every_file_once(out, example_library)
     assert loopback.flow_run_states("transcribe-shard").count("COMPLETED") == 3
     runs = ds.dataset(out / "runs").to_table().to_pylist()
-    assert len(runs) == 1 and runs[0]["files_ok"] == 6 and runs[0]["workers"] == 3
+    # workers counts the workers that really ran shards (two on the pool), not the shards
+    assert len(runs) == 1 and runs[0]["files_ok"] == 6 and runs[0]["workers"] in (1, 2) and runs[0]["worker_s"] > 0
 
 
 def test_two_parent_runs_into_one_dir_at_once_transcribe_each_file_once(

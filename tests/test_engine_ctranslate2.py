@@ -43,9 +43,9 @@ def spoken(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Clip], list[s
     return clips, list(references.values())
 
 
-def test_batched_full_context_is_plain_fp32_greedy_text_for_clips(spoken: tuple[list[Clip], list[str]]) -> None:
-    """With `audio_context=full` a clip up to 30 s is decoded as faster-whisper's own float32 greedy
-    decoder does it alone: same text. The default (`fit`: the encoder hears the clip's own length) and
+def test_batched_default_is_plain_fp32_greedy_text_for_clips(spoken: tuple[list[Clip], list[str]]) -> None:
+    """By default (`audio_context=full`) a clip up to 30 s is decoded as faster-whisper's own float32 greedy
+    decoder does it alone: the same text, so batching costs no accuracy. `fit` (opt-in) reaches the encoder;
     packing (opt-in) must be no worse in WER."""
     from faster_whisper import WhisperModel
 
@@ -53,11 +53,11 @@ def test_batched_full_context_is_plain_fp32_greedy_text_for_clips(spoken: tuple[
     plain = WhisperModel(resolve_model(EngineConfig()), device="cpu", compute_type="float32")
     options = {"beam_size": 1, "language": "en", "temperature": 0.0, "condition_on_previous_text": False}
     baseline = [" ".join(s.text.strip() for s in plain.transcribe(c.samples, **options)[0]) for c in clips]
-    full = load_transcriber(EngineConfig(extra=(("audio_context", "full"),))).transcribe(clips)
-    assert [t.text for t in full] == baseline
-    fitted = load_transcriber(EngineConfig()).transcribe(clips)
+    assert [t.text for t in load_transcriber(EngineConfig()).transcribe(clips)] == baseline
+    explicit = load_transcriber(EngineConfig(extra=(("audio_context", "full"),))).transcribe(clips)
+    assert [t.text for t in explicit] == baseline
+    fitted = load_transcriber(EngineConfig(extra=(("audio_context", "fit"),))).transcribe(clips)
     assert [t.text for t in fitted] != baseline  # the option reaches the encoder
-    assert word_error_rate(refs, [t.text for t in fitted]) <= word_error_rate(refs, baseline)
     packed = load_transcriber(EngineConfig(pack_short_clips=True)).transcribe(clips)
     assert word_error_rate(refs, [t.text for t in packed]) <= word_error_rate(refs, baseline)
 

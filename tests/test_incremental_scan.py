@@ -1,4 +1,5 @@
-"""The incremental scan (unchanged path + size + mtime reuse the manifest) and the WAV header fast path."""
+"""The incremental scan (unchanged path + size + mtime + inode and ctime reuse the manifest) and the WAV
+header fast path."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 
 from tasks.media.audio import WAV_HEADER_BYTES, MediaError, probe_container, probe_duration, wav_duration
 from tasks.media.local import LocalSource
-from tasks.media.scan import Known, previous_scan, scan
+from tasks.media.scan import Known, previous_scan, scan, unchanged
+from tasks.media.sources import SourceFile
 from tasks.output.manifests import RunContext, write_part
 from tasks.records import FileResult, MediaItem
 from tests.media_factory import build_odd_valid, speech, write_audio
@@ -30,7 +32,7 @@ def remember(out: Path, items: list[MediaItem], run_id: str = "run-1", at: datet
 
 
 def rewrite_in_place(path: Path) -> None:
-    """New bytes, same size, same mtime: what the incremental scan cannot see."""
+    """New bytes, same size, same mtime: only the ctime (and git's index) can tell."""
     stat = path.stat()
     data = bytearray(path.read_bytes())
     data[-1] ^= 0xFF
@@ -38,18 +40,81 @@ def rewrite_in_place(path: Path) -> None:
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
-def test_unchanged_files_are_not_opened_and_keep_their_hash(
-    library: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    first = scan(LocalSource(library))
-    assert (first.reused, first.inspected) == (0, 6)
-    remember(tmp_path / "out", first.items)
-    rewrite_in_place(library / "meetings" / "standup.wav")
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every file whose content the scan reads: `open_regular` is the one way it opens a local file."""
+    from tasks.media import scan as scan_module
+
     opened: list[str] = []
-    monkeypatch.setattr("tasks.media.scan.open", lambda *a, **k: opened.append(a[0]), raising=False)
+    real = scan_module.open_regular
+
+    def spy(path: str | Path) -> object:
+        opened.append(Path(path).name)
+        return real(path)
+
+    monkeypatch.setattr(scan_module, "open_regular", spy)
+    return opened
+
+
+def test_unchanged_files_are_not_opened_and_keep_their_hash(library: Path, tmp_path: Path, reads: list[str]) -> None:
+    first = scan(LocalSource(library))
+    assert (first.reused, first.inspected) == (0, 6) and len(reads) == 6  # the spy sees every first read
+    remember(tmp_path / "out", first.items)
+    reads.clear()
     second = scan(LocalSource(library), previous_scan(tmp_path / "out"))
-    assert (second.reused, second.inspected, opened) == (6, 0, [])
-    assert second.items == first.items  # the documented trade-off: same size and mtime, old hash kept
+    assert (second.reused, second.inspected, reads) == (6, 0, [])
+    assert second.items == first.items
+
+
+def test_bytes_rewritten_with_the_old_size_and_mtime_are_seen_by_their_ctime(
+    library: Path, tmp_path: Path, reads: list[str]
+) -> None:
+    first = {i.source: i for i in scan(LocalSource(library)).items}
+    remember(tmp_path / "out", list(first.values()))
+    reads.clear()
+    rewrite_in_place(library / "meetings" / "standup.wav")
+    second = scan(LocalSource(library), previous_scan(tmp_path / "out"))
+    assert (second.reused, second.inspected, reads) == (5, 1, ["standup.wav"])
+    items = {i.source: i for i in second.items}
+    assert items["meetings/standup.wav"].content_sha256 != first["meetings/standup.wav"].content_sha256
+    assert items["meetings/standup.wav"].mtime_ns == first["meetings/standup.wav"].mtime_ns
+
+
+def test_two_files_swapped_keep_size_and_mtime_but_each_gets_its_own_hash(tmp_path: Path, reads: list[str]) -> None:
+    library = tmp_path / "library"
+    library.mkdir()
+    for name, gain in (("a.wav", 0.5), ("b.wav", 0.25)):
+        write_audio(library / name, speech() * gain, 16_000)
+        os.utime(library / name, ns=(1_700_000_000 * 10**9, 1_700_000_000 * 10**9))
+    first = {i.source: i for i in scan(LocalSource(library)).items}
+    assert first["a.wav"].size_bytes == first["b.wav"].size_bytes and first["a.wav"].mtime_ns == first["b.wav"].mtime_ns
+    remember(tmp_path / "out", list(first.values()))
+    (library / "a.wav").rename(library / "t.wav")  # mv A t; mv B A; mv t B
+    (library / "b.wav").rename(library / "a.wav")
+    (library / "t.wav").rename(library / "b.wav")
+    reads.clear()
+    second = {i.source: i for i in scan(LocalSource(library), previous_scan(tmp_path / "out")).items}
+    assert sorted(reads) == ["a.wav", "b.wav"]
+    assert second["a.wav"].content_sha256 == first["b.wav"].content_sha256
+    assert second["b.wav"].content_sha256 == first["a.wav"].content_sha256
+
+
+def test_rows_from_before_the_change_key_are_hashed_once_then_reused(
+    library: Path, tmp_path: Path, reads: list[str]
+) -> None:
+    import pyarrow.parquet as pq
+
+    first = scan(LocalSource(library))
+    remember(tmp_path / "out", first.items)
+    for part in (tmp_path / "out").rglob("*.parquet"):  # a manifest written by an older release
+        pq.write_table(pq.read_table(part).drop_columns(["change_key"]), part)
+    assert all(known.change_key is None for known in previous_scan(tmp_path / "out").values())
+    reads.clear()
+    again = scan(LocalSource(library), previous_scan(tmp_path / "out"))
+    assert (again.reused, again.inspected, len(reads)) == (0, 6, 6)
+    assert [i.content_sha256 for i in again.items] == [i.content_sha256 for i in first.items]
+    remember(tmp_path / "out", again.items, run_id="run-2")
+    assert scan(LocalSource(library), previous_scan(tmp_path / "out")).reused == 6
 
 
 @pytest.mark.parametrize("change", ["mtime", "size", "rename"])
@@ -123,3 +188,31 @@ def test_wav_formats_ffmpeg_must_count_are_left_to_it(tmp_path: Path) -> None:
 def write_pcm(path: Path, codec: str, layout: str, rate: int = 22_050) -> Path:
     noise = np.random.default_rng(0).normal(0, 0.1, int(rate * 1.37)).clip(-1, 1).astype(np.float32)
     return write_audio(path, noise, rate, codec=codec, layout=layout)
+
+
+def test_s3_objects_swapped_are_seen_by_their_etag(s3: object, bucket: str, moto_url: str, tmp_path: Path) -> None:
+    from tasks.media.library import open_source
+    from tasks.media.s3 import S3Access
+
+    for name, gain in (("a.wav", 0.5), ("b.wav", 0.25)):
+        write_audio(tmp_path / name, speech() * gain, 16_000)
+        s3.put_object(Bucket=bucket, Key=f"lib/{name}", Body=(tmp_path / name).read_bytes())  # type: ignore[attr-defined]
+
+    def library() -> dict[str, MediaItem]:
+        source = open_source(f"s3://{bucket}/lib", access=S3Access(endpoint_url=moto_url))
+        return {i.source: i for i in scan(source, previous_scan(tmp_path / "out")).items}
+
+    first = library()
+    etags = {name: s3.head_object(Bucket=bucket, Key=f"lib/{name}")["ETag"] for name in first}  # type: ignore[attr-defined]
+    assert {name: item.change_key for name, item in first.items()} == etags
+    remember(tmp_path / "out", list(first.values()))
+    known = previous_scan(tmp_path / "out")["a.wav"]
+    assert known.change_key == etags["a.wav"]
+    same_but_etag = SourceFile("a.wav", "lib/a.wav", known.size_bytes, known.mtime_ns, change_key=etags["b.wav"])
+    assert not unchanged(same_but_etag, known)  # S3 LastModified has 1 s steps: the ETag decides
+    for src, dst in (("a.wav", "t.wav"), ("b.wav", "a.wav"), ("t.wav", "b.wav")):
+        s3.copy_object(Bucket=bucket, Key=f"lib/{dst}", CopySource={"Bucket": bucket, "Key": f"lib/{src}"})  # type: ignore[attr-defined]
+    s3.delete_object(Bucket=bucket, Key="lib/t.wav")  # type: ignore[attr-defined]
+    second = library()
+    assert second["a.wav"].content_sha256 == first["b.wav"].content_sha256
+    assert second["b.wav"].content_sha256 == first["a.wav"].content_sha256

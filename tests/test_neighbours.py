@@ -42,16 +42,17 @@ def _mixed(clips: list[Clip], seed: float) -> list[int]:
     return [int(i) for i in order + order[: len(order) // 3]]
 
 
-def test_tokens_of_every_window_are_the_same_alone_and_in_any_batch(clips: list[Clip]) -> None:
-    engine = load_transcriber(EngineConfig())
-    decoder: BatchDecoder = engine._batch  # type: ignore[attr-defined]
+@pytest.mark.parametrize("fit_context", [False, True], ids=["full", "fit"])
+def test_tokens_of_every_window_are_the_same_alone_and_in_any_batch(clips: list[Clip], fit_context: bool) -> None:
+    whisper = load_transcriber(EngineConfig())._whisper  # type: ignore[attr-defined]
+    decoder = BatchDecoder(whisper, "en", 16, fit_context=fit_context)
     windows = plan_windows(clips)
     assert sum(w.clip == len(clips) - 1 for w in windows) > 1  # the long file has several
     alone = [decoder.tokens([w])[0] for w in windows]
     assert all(alone)
     for seed, batch_size in MIXES:
         order = _mixed(list(range(len(windows))), seed)  # type: ignore[arg-type]
-        mixed = BatchDecoder(decoder._whisper, "en", batch_size).tokens([windows[i] for i in order])
+        mixed = BatchDecoder(whisper, "en", batch_size, fit_context=fit_context).tokens([windows[i] for i in order])
         assert [alone[i] for i in order] == mixed, (seed, batch_size)
 
 

@@ -187,7 +187,7 @@ def test_user_text_in_the_run_report_is_inert() -> None:
 
     hostile = "/models/<script>alert(1)</script>\n# [link](http://x) `tick` **bold**"
     now = datetime.now(UTC)
-    metrics = summarise_run(run_id="r", started_at=now, finished_at=now, times=StageTimes(), workers=1,
+    metrics = summarise_run(run_id="r", started_at=now, finished_at=now, times=StageTimes(), held=None,
                             rows=pa.table({"status": ["ok"], "duration_s": [1.0]}), pricing=BUILTIN_PROFILES["cpu"],
                             engine="fake", model=hostile, config_hash="cfg")
     report = run_report(metrics, [hostile])

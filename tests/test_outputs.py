@@ -19,6 +19,7 @@ from tasks.output.manifests import (
     write_part,
 )
 from tasks.output.transcripts import UnsafePathError, output_path, to_srt, to_vtt, write_transcript_files
+from tasks.planning.plan import plan_run
 from tasks.records import FileResult, MediaItem, Segment, Transcript, Word
 
 SEGMENTS = (Segment(0.0, 1.5, "Hello there."), Segment(61.25, 3725.007, "A long way in."))
@@ -88,6 +89,12 @@ def test_ledger_knows_ok_content_per_config_and_this_runs_rows(tmp_path: Path) -
     assert ledger.done == {"s1": "r1"} and ledger.seen_this_run == frozenset()
     assert load_ledger(tmp_path, "other-config", "r2").done == {}
     assert load_ledger(tmp_path, "cfg1", "r1").seen_this_run == {"a.wav", "b.wav"}
+    # s1 was done under cfg1 only: under another config it is done again, and counted as such
+    assert load_ledger(tmp_path, "other-config", "r2").other_configs == {"s1"}
+    assert load_ledger(tmp_path, "cfg1", "r2").other_configs == frozenset()
+    items = [result("a.wav", "s1").item, result("c.wav", "s3").item]
+    plan = plan_run(items, load_ledger(tmp_path, "other-config", "r2"), "r2")
+    assert (len(plan.todo), plan.reconfigured) == (2, 1)
 
 
 def test_merge_keeps_one_row_per_source_preferring_ok(tmp_path: Path) -> None:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from tasks.engines import EngineConfig, load_transcriber
 from tasks.quality.guarded import QualityOptions, transcribe_guarded
-from tasks.quality.guards import check_transcript, has_loop, max_compression_ratio
-from tasks.quality.vad import JOIN_GAP_S, SpeechMap, compact, detect_speech
+from tasks.quality.guards import GuardLimits, check_transcript, has_loop, max_compression_ratio
+from tasks.quality.retry import Stretch, flagged_stretches, stretches
+from tasks.quality.vad import JOIN_GAP_S, SpeechMap, compact, detect_speech, group_spans
 from tasks.records import Clip, Segment, Transcript, Word
 from tasks.transcribe import run_engine
 from tests.media_factory import speech
@@ -186,6 +188,74 @@ def test_options_come_from_the_engine_config() -> None:
     assert (off.vad, off.retry) == (False, False)
     with pytest.raises(ValueError, match="vad: Input should be a valid boolean"):
         QualityOptions.from_config(EngineConfig(extra=(("vad", "maybe"),)))
+
+
+# --- the retry of a long clip, by its flagged stretches ---------------------------------------
+
+def prose(seconds: float) -> str:
+    """Ordinary speech for a stretch of this length: 12 characters a second."""
+    return PARAGRAPH[: round(12 * seconds)].strip()
+
+
+class WindowedEngine:
+    """Decodes a long clip by the stretches of its speech, as the batched decoder does: one segment per
+    stretch, the second looping. Its safer twin speaks plainly and notes how much audio it heard."""
+
+    engine, model, windows_by_speech = "windowed", "windowed", True
+
+    def __init__(self, safe: bool = False) -> None:
+        self.safe, self.heard, self.twin = safe, [], None  # type: ignore[var-annotated]
+
+    def settings(self) -> dict[str, str]:
+        return {"mode": "safer" if self.safe else "windowed"}
+
+    def transcribe(self, clips: Sequence[Clip]) -> list[Transcript]:
+        self.heard += [c.duration_s for c in clips]
+        if self.safe:
+            return [transcript(prose(c.duration_s), c.duration_s) for c in clips]
+        out = []
+        for clip in clips:
+            groups = group_spans(clip.speech or ((0.0, clip.duration_s),), 30.0)
+            segments = tuple(Segment(g[0][0], g[-1][1], LOOP if n == 1 else prose(g[-1][1] - g[0][0]))
+                             for n, g in enumerate(groups))
+            out.append(Transcript(" ".join(s.text for s in segments), segments))
+        return out
+
+    def safer(self) -> WindowedEngine:
+        self.twin = WindowedEngine(safe=True)
+        return self.twin
+
+
+def test_a_long_clip_is_retried_only_in_its_flagged_stretch() -> None:
+    pause = np.zeros(16_000, np.float32)
+    long = Clip("long.wav", np.concatenate([part for _ in range(24) for part in (speech(), pause)]))
+    engine = WindowedEngine()
+    result = transcribe_guarded(engine, [long], QualityOptions(), run_engine)[0]
+    assert isinstance(result, Transcript) and result.quality is not None and engine.twin is not None
+    parts = stretches(detect_speech(long.samples))
+    assert len(parts) >= 3
+    # the twin heard one stretch (its speech, pauses under 1.2 s kept), not the clip
+    assert len(engine.twin.heard) == 1 and engine.twin.heard[0] <= 31.0 < long.duration_s / 2
+    assert result.info["quality_retry"] == f"1 of {len(parts)} stretches"
+    assert result.quality.flags == () and not has_loop(result.text, 4, 20)
+    first, second = result.quality.attempts
+    assert (first.kept, second.kept) == (False, True) and LOOP.strip() in first.text
+    # the other stretches keep their first decode; the retried one lands inside its own stretch
+    firsts = engine.transcribe([replace(long, speech=detect_speech(long.samples).windows)])[0].segments
+    assert [s.text for s in result.segments] == [firsts[0].text, prose(engine.twin.heard[0]), *(
+        s.text for s in firsts[2:])]
+    assert result.segments[0] == firsts[0] and result.segments[2:] == firsts[2:]
+    assert parts[1].start <= result.segments[1].start and result.segments[1].end <= parts[2].start
+
+
+def test_a_loop_split_across_two_stretches_flags_both() -> None:
+    parts = (Stretch(((0.0, 20.0),)), Stretch(((21.0, 41.0),)), Stretch(((42.0, 62.0),)))
+    half = "we go round and round " * 2
+    split_loop = Transcript("", (Segment(0, 20, PARAGRAPH[:300]), Segment(21, 41, PARAGRAPH[:250] + " " + half),
+                                 Segment(42, 62, half + PARAGRAPH[:250])))
+    assert flagged_stretches(split_loop, parts, GuardLimits()) == (1, 2)
+    clean = Transcript("", tuple(Segment(a, b, PARAGRAPH[:300]) for a, b in ((0, 20), (21, 41), (42, 62))))
+    assert flagged_stretches(clean, parts, GuardLimits()) == ()
 
 
 # --- the real engine (the guard clips run through a whole flow in test_canary.py) ------------

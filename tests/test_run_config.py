@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.engines.options import CTranslate2Options, engine_options
+from tasks.engines.identity import config_hash
+from tasks.engines.options import CTranslate2Options, engine_options, text_options
 from tasks.run_config import ConfigError, RunConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,12 +49,24 @@ def test_what_the_user_passes_is_what_runs() -> None:
     assert RunConfig.parse(BASE | {"pool": "cpu"}).shard_plan() == (None, 3600.0)  # a pool: ~1 h shards
 
 
-def test_engine_options_are_typed_and_only_set_ones_change_the_hash() -> None:
+def test_engine_options_are_typed_and_the_hash_covers_their_resolved_values() -> None:
     config = RunConfig.parse(BASE | {"engine_options": {"long_form": "sequential"}, "vad": False}).engine_config()
     assert config.extra == (("long_form", "sequential"), ("vad", "off"))
     options = engine_options(config, CTranslate2Options)
     assert (options.long_form, options.vad, options.quality_retry) == ("sequential", False, True)
-    assert RunConfig.parse(BASE).engine_config().extra == ()  # defaults leave the config hash as it was
+
+    def key(**given: object) -> str:
+        return config_hash(RunConfig.parse(BASE | {"engine_options": given}).engine_config(), "tiny.en")
+
+    # a row's key says what produced it: the default is hashed by its value, so naming it changes nothing,
+    # and a changed default (audio_context was fit) makes a new key
+    assert text_options(RunConfig.parse(BASE).engine_config())["audio_context"] == "full"
+    assert key() == key(audio_context="full") == key(vad_threshold=0.5) == key(vad_threshold="0.50")
+    assert len({key(), key(audio_context="fit"), key(long_form="sequential"), key(quality_retry=False)}) == 4
+    fake = {"engine": "fake"}  # an option that cannot change the text stays out of the key
+    assert (config_hash(RunConfig.parse(BASE | fake).engine_config(), "fake")
+            == config_hash(RunConfig.parse(BASE | fake | {"engine_options": {"seconds_per_audio_second": 0.1}})
+                           .engine_config(), "fake"))
 
 
 def test_a_missing_source_is_one_line_before_any_work(tmp_path: Path) -> None:
@@ -80,7 +93,8 @@ def test_flat_parameters_run_as_given(prefect_api: str, tmp_path: Path) -> None:
 
     out = tmp_path / "out"
     metrics = transcribe_library(source=BASE["source"], out=str(out), engine="fake", shards=2)
-    assert (metrics.files_ok, metrics.hardware, metrics.cost_usd) == (6, "cpu", 0.0)
+    assert (metrics.files_ok, metrics.hardware, metrics.workers) == (6, "cpu", 1)
+    assert metrics.cost_usd == pytest.approx(metrics.wall_s / 3600 * metrics.price_per_hour_usd)  # this machine
     assert len(list((out / "_plans").rglob("shard-*.parquet"))) == 2
     assert pd.read_parquet(out / "runs")["canary_wer"].isna().all()  # the fake engine has no canary
 

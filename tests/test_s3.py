@@ -237,14 +237,16 @@ def test_hostile_keys_fail_alone_and_write_nothing_outside_the_root(
             assert table.loc[key, "status"] == "failed" and table.loc[key, "error"].startswith("unsafe key")
     written = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
     local_written = {p for p in written if p.startswith("site/")}
-    assert all(p.startswith(("site/out/manifest/", "site/out/runs/", "site/out/_stages/", "site/out/_plans/",
-                             "site/out/search/", "site/out/transcripts/")) for p in local_written), local_written
+    allowed = ("site/out/manifest/", "site/out/runs/", "site/out/_stages/", "site/out/_plans/", "site/out/shards/",
+               "site/out/search/", "site/out/transcripts/")
+    assert all(p.startswith(allowed) for p in local_written), local_written
     assert len([p for p in local_written if p.startswith("site/out/transcripts/")]) == 3  # good.wav's three
     assert not [p for p in (worker_settings().cache_dir / "downloads").rglob("*") if p.is_file()]
     for path in set(staging.rglob("*")) - staged_before:
         assert path.resolve().is_relative_to(staging.resolve())
-        # only the mirror of the manifest and the stage times stays
-        assert path.is_dir() or any(f"/remote/{d}/" in path.as_posix() for d in ("manifest", "_stages", "runs")), path
+        # only the mirror of the manifest, the stage times, the runs rows and the shard attempts stays
+        assert path.is_dir() or any(f"/remote/{d}/" in path.as_posix()
+                                    for d in ("manifest", "_stages", "runs", "shards")), path
 
 
 @pytest.mark.slow

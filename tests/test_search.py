@@ -80,7 +80,11 @@ def test_table_highlights_the_match(archive: Path, capsys: pytest.CaptureFixture
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["search", "DIR", "!!!"], "QUERY: no words to search for"),
-    (["search", "DIR", "x", "--limit", "0"], "--limit: must be at least 1"),
+    (["search", "DIR", "x", "--limit", "0"], "--limit: must be from 1 to 20,000, got 0"),
+    (["search", "DIR", "refund", "--limit", "9223372036854775808"], "--limit: must be from 1 to 20,000"),
+    (["search", "DIR", "-refund"], ("'-refund' reads as an option; to search for words that start with -, "
+                                    "put the query after --: transcribe-all search DIR -- -refund")),
+    (["search", "DIR", "refund", "-x"], "transcribe-all search DIR -- -x"),
     (["search", "/nonexistent/out", "x"], "DIR: no manifest/ folder"),
     (["search", "ftp://host/out", "x"], "DIR: ftp:// is not supported"),
     (["site", "DIR", "--media-base-url", "ftp://x"], "--media-base-url: expected http(s)://"),
@@ -169,3 +173,20 @@ def test_a_file_that_fails_later_keeps_its_last_good_text(archive: Path) -> None
     with sqlite3.connect(db) as con:  # while the listing shows what the latest run said
         assert con.execute("SELECT status, run_id FROM files WHERE source = ?",
                            (b"meetings/standup.wav",)).fetchone() == ("failed", RUN2)
+
+
+def test_a_removed_file_is_not_found_until_it_comes_back(archive: Path) -> None:
+    db = archive / INDEX_PATH
+    update_index(archive, db)
+    assert [h.source for h in search(db, "lazy dog")] == ["meetings/standup.wav"]
+    write_run(archive, RUN2, [Row("meetings/standup.wav", [(0.0, 1.6, "The quick brown fox"),
+                                                           (1.6, 3.4, "jumps over the lazy dog.")], status="removed")])
+    update_index(archive, db)
+    assert search(db, "lazy dog") == []  # gone from SOURCE: its removed row takes it out of search
+    with sqlite3.connect(db) as con:  # and its text, which no other file shares, out of the index
+        assert con.execute("SELECT count(*) FROM segments WHERE text LIKE '%lazy%'").fetchone() == (0,)
+    write_run(archive, RUN3, [Row("meetings/standup.wav", [(0.0, 1.6, "The quick brown fox"),
+                                                           (1.6, 3.4, "jumps over the lazy dog.")],
+                                  status="skipped", done_in_run=RUN1)])  # the same bytes are back
+    update_index(archive, db)
+    assert [h.source for h in search(db, "lazy dog")] == ["meetings/standup.wav"]

@@ -160,3 +160,18 @@ def test_hostile_names_and_text_stay_text(served: tuple[str, Path], page: Any) -
     assert page.evaluate("window.__pwned") is None
     assert page.locator("img").count() == 0 and page.locator("main script").count() == 0
     assert (out / "site" / "files" / page_name(HOSTILE)).name.startswith("x-img-src-x-onerror-window-pwned-1-q-wav-")
+
+
+@pytest.mark.parametrize("width", [1280, 700, 380])
+def test_the_runs_table_scrolls_in_its_box_instead_of_running_off_the_page(served: tuple[str, Path], browser: Any,
+                                                                           width: int) -> None:
+    base, _ = served
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    page.goto(f"{base}/runs.html")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width  # nothing runs off the page
+    box = page.locator(".table-scroll")
+    assert box.evaluate("b => b.scrollWidth > b.clientWidth")  # 18 columns: the box scrolls sideways
+    assert box.evaluate("b => getComputedStyle(b).overflowX") == "auto"
+    labels = page.locator("svg.chart").first.locator("text.tick").all_text_contents()
+    assert "01-03 02:00:00" in labels  # runs are told apart to the second (tasks/output/history.py)
+    page.close()

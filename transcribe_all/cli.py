@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 import types
 import typing
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, NoReturn
 
-from transcribe_all.archive_cli import add_archive_commands, run_archive_command
+from transcribe_all.archive_cli import add_archive_commands, leading_dash_hint, run_archive_command
 from transcribe_all.exit_codes import EXIT_USAGE
 from transcribe_all.settings import prepare_cli_prefect_env, worker_settings
 
@@ -117,9 +118,14 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    started = time.monotonic()  # the command's own time, shown beside the flow's in the summary
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parser.parse_args(argv)
+        try:
+            args = parser.parse_args(argv)
+        except UsageError as error:
+            raise UsageError(leading_dash_hint(argv, str(error))) from None
         if args.command is None:
             parser.print_help(sys.stderr)
             return EXIT_USAGE
@@ -135,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     from transcribe_all.run import run_in_process
 
-    return run_in_process(config)
+    return run_in_process(config, started)
 
 
 def check_run_args(args: argparse.Namespace) -> Any:

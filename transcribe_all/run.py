@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING
@@ -23,8 +24,11 @@ STAGES = {"checking": "checking the configuration", "scanning": "scanning the li
           "finishing": "merging the manifest and recording the run", "canary": "scoring the WER canary"}
 
 
-def run_in_process(config: RunConfig) -> int:
-    """Run the flow here (Prefect's environment is already prepared: cli.main) and print its summary."""
+def run_in_process(config: RunConfig, started: float | None = None) -> int:
+    """Run the flow here (Prefect's environment is already prepared: cli.main) and print its summary.
+
+    `started`: when the command began (`time.monotonic()`), so the summary shows its own time."""
+    started = time.monotonic() if started is None else started
     console = Console(stderr=True)
     console.print(f"[bold]transcribe-all[/] {escape(config.source)} → {escape(config.out)} (engine {config.engine})",
                   soft_wrap=True)
@@ -32,15 +36,17 @@ def run_in_process(config: RunConfig) -> int:
         show("starting Prefect")
         from flows.transcribe_library import transcribe_library  # imports prefect: after the env is set
         from tasks.engines.base import EngineError
+        from transcribe_all.temporary_server import start_temporary_server
 
         try:
+            start_temporary_server()  # from this (the main) thread, so that it dies with this process
             metrics = transcribe_library(**config.model_dump())
         except (EngineError, ValueError, OSError, RuntimeError) as error:
             show(None)
             # one line, unwrapped
             console.print(f"[red]transcribe-all: run failed:[/] {escape(str(error))}", soft_wrap=True)
             return EXIT_RUN_FAILED
-    Console().print(_summary(metrics, config.out))
+    Console().print(_summary(metrics, config.out, time.monotonic() - started))
     return EXIT_FILES_FAILED if metrics.files_failed else EXIT_OK
 
 
@@ -117,17 +123,23 @@ def _money(value: float | None) -> str:
     return "n/a" if value is None else f"${value:,.4f}"
 
 
-def _summary(m: object, out: str) -> Table:
+def _summary(m: object, out: str, command_s: float) -> Table:
     from tasks.output.metrics import RunMetrics
+    from tasks.output.reporting import rtfx_text, utilisation_text
 
     assert isinstance(m, RunMetrics)
     table = Table(title=f"run {m.run_id}", show_header=False)
     for label, value in [
         ("files", f"{m.files_ok} ok, {m.files_failed} failed, {m.files_skipped} skipped ({m.files_total} total)"),
         ("audio", f"{m.audio_s / 60:,.2f} min transcribed"),
-        ("wall time", f"{m.wall_s:,.1f} s (RTFx {m.rtfx:,.1f})"),
+        ("time", (f"{command_s:,.1f} s this command so far (Prefect's start included); {m.wall_s:,.1f} s the"
+                  " flow's wall time")),
+        ("speed", f"RTFx {rtfx_text(m)} (audio ÷ the flow's wall time)"),
         ("stages", (f"scan {m.scan_s:.1f} s, waiting on decode {m.decode_s:.1f} s, inference {m.inference_s:.1f} s, "
                    f"write {m.write_s:.1f} s")),
+        ("workers", (f"{m.workers} worker{'' if m.workers == 1 else 's'} held {m.worker_s:,.1f} s"
+                     f" ({m.worker_hours:.4f} worker hours, {m.gpu_hours:.4f} GPU hours); utilisation"
+                     f" {utilisation_text(m)} (inference ÷ held time)")),
         ("cost", (f"{_money(m.cost_usd)} on {m.hardware}; per audio hour {_money(m.cost_per_audio_hour_usd)}"
                  f" on-demand, {_money(m.spot_cost_per_audio_hour_usd)} spot")),
         ("quality", f"{m.files_flagged} files flagged; WER canary "
@@ -136,5 +148,3 @@ def _summary(m: object, out: str) -> Table:
     ]:
         table.add_row(label, value)
     return table
-
-

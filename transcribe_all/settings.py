@@ -60,6 +60,15 @@ def external_prefect_api() -> str | None:
     return os.environ.get("PREFECT_API_URL") or None
 
 
+def prefect_worker_name() -> str | None:
+    """The name of the Prefect worker that started this flow-run process, if one did.
+
+    A worker (process, Docker, Kubernetes…) passes its name to every flow run it starts; a flow run
+    is a process of its own, so this, not the process id, says which worker held the machine.
+    """
+    return os.environ.get("PREFECT__WORKER_NAME") or None
+
+
 def prepare_cli_prefect_env(settings: WorkerSettings, verbose: bool) -> None:
     """Keep the CLI's temporary Prefect state in our cache, not in ~/.prefect, and quiet.
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from tasks.engines.base import ENGINES, EngineConfig, EngineError, Transcriber, config_hash
+from tasks.engines.base import ENGINES, EngineConfig, EngineError, Transcriber
+from tasks.engines.identity import config_hash
 
 __all__ = ["ENGINES", "REGISTRY", "EngineConfig", "EngineError", "EngineSpec", "Transcriber", "check_engine",
            "config_hash", "load_transcriber", "resolve_model"]
@@ -23,6 +24,18 @@ def _bundled_ct2() -> str:
     from transcribe_all.models import bundled_whisper_ct2
 
     return str(bundled_whisper_ct2())
+
+
+def _whisper_base() -> str:
+    from transcribe_all.models import whisper_base_ct2
+
+    return str(whisper_base_ct2())
+
+
+# Real weights that a pip extra installs, by name (`--model whisper-base`): name → (its engines, where it is)
+NAMED_MODELS: dict[str, tuple[tuple[str, ...], Callable[[], str]]] = {
+    "whisper-base": (("ctranslate2",), _whisper_base),
+}
 
 
 def _bundled_transformers() -> str:
@@ -64,7 +77,15 @@ def check_engine(config: EngineConfig) -> str:
 
 
 def resolve_model(config: EngineConfig) -> str:
-    """The model the config means: the user's path or hub id, else the engine's default."""
+    """The model the config means: a named model, the user's path or hub id, else the engine's default."""
+    if config.model in NAMED_MODELS:
+        engines, locate = NAMED_MODELS[config.model]
+        if config.engine not in engines:
+            raise EngineError(f"model: {config.model} runs on the {' or '.join(engines)} engine, not {config.engine}")
+        try:
+            return locate()
+        except RuntimeError as error:  # a missing package or weights that are not the published ones
+            raise EngineError(str(error)) from None
     if config.model:
         if _looks_like_path(config.model) and not Path(config.model).exists():
             raise EngineError(f"model: no such file or folder: {config.model}")

@@ -6,11 +6,8 @@ nemo) only inside that module, so scanning and planning never pay for it.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from tasks.records import Clip, Transcript
@@ -52,41 +49,12 @@ class EngineConfig:
         return replace(self, model=model)
 
     def output_fields(self) -> dict[str, object]:
-        """The fields that change the transcript (not device placement or batch size)."""
+        """The fields that change the transcript (not device placement, batch size or engine options:
+        those are resolved with their defaults by `identity.config_hash`)."""
         fields = asdict(self)
-        for key in ("device", "batch_size"):
+        for key in ("device", "batch_size", "extra"):
             fields.pop(key)
-        fields["extra"] = dict(sorted(self.extra))
         return fields
-
-
-def model_fingerprint(model: str) -> str:
-    """Identify a model's weights cheaply: names, sizes and head/tail bytes of its files.
-
-    A hub id without a local folder is its own fingerprint.
-    """
-    path = Path(model)
-    if not path.exists():
-        return model
-    files = sorted(p for p in ([path] if path.is_file() else path.rglob("*")) if p.is_file())
-    digest = hashlib.sha256()
-    for file in files:
-        size = file.stat().st_size
-        digest.update(f"{file.relative_to(path) if file != path else file.name}:{size}".encode())
-        with file.open("rb") as handle:
-            digest.update(handle.read(65_536))
-            if size > 131_072:
-                handle.seek(-65_536, 2)
-                digest.update(handle.read())
-    return digest.hexdigest()[:16]
-
-
-def config_hash(config: EngineConfig, resolved_model: str) -> str:
-    """Half of a file's identity in the ledger: same content × same hash = already done."""
-    payload = config.output_fields()
-    payload["model"] = model_fingerprint(resolved_model)
-    blob = json.dumps(payload, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 @runtime_checkable

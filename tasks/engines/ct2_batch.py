@@ -13,16 +13,14 @@ shares its batch (CTranslate2 computes each row of a batch on its own; the test 
 tokens alone and in three mixes).
 
 Whisper pads every window to 30 s before its encoder, so a 3 s clip costs a 30 s encoder pass
-(0.22 s of a 2-core CPU for tiny.en, 3-4x its greedy decode). With `fit_context` (the default,
+(0.22 s of a 2-core CPU for tiny.en, 3-4x its greedy decode). With `fit_context` (opt-in,
 `audio_context: fit`) a clip shorter than that is encoded at its own length plus at least 2 s of
 padding, rounded up to 5 s and never under 15 s (`encoder_frames`; CTranslate2's encoder takes any
-length up to 30 s), and clips of one length are batched together. Measured, engine alone
-(bench/results/audio_context_cpu.md): 180 real recorded prompts of 2-10 s, 2.4x faster than full
-windows at WER 0.039 against 0.043; 82 festival clips 2.35x, 0.174 against 0.189. At 7.5 s the model
-breaks (WER 0.174 and 0.228, loops on 3 s clips); 10 s was as good as 15 s here and faster, but sits
-one step from that edge, on one model: 15 s keeps twice the context where it broke. A loop is what the
-quality guards catch, and their retry decodes with full windows. A window's length is its own, so its
-text still does not depend on its neighbours.
+length up to 30 s), and clips of one length are batched together. It is about twice as fast on clips,
+but the model then hears what it was not trained on: at 7.5 s tiny.en loops on 3 s clips, and on held-out
+real speech it read worse even at 15 s, so the default is `full` (figures for tiny.en and base:
+bench/results/audio_context_cpu.md). A window's length is its own, so its text does not depend on its
+neighbours either way.
 The other gain is the decoder: one step for the whole batch instead of one per file.
 
 A clip up to 30 s is decoded with Whisper's timestamp tokens, as faster-whisper's
@@ -119,21 +117,16 @@ def _speech_windows(
 
     The spans are the clip's own when the quality guards' VAD found them already, else found here by
     the same call (`detect_speech`: a long clip's `windows`, searched as `BatchedInferencePipeline` does)."""
-    if speech is None:
-        from tasks.quality.vad import detect_speech
+    from tasks.quality.vad import detect_speech, group_spans
 
+    if speech is None:
         speech = detect_speech(samples).windows or ()
-    spans = [(round(start * SAMPLE_RATE), round(end * SAMPLE_RATE)) for start, end in speech]
-    groups: list[list[tuple[int, int]]] = []
-    length = 0
-    for start, end in spans:
-        if not groups or length + end - start > WINDOW_S * SAMPLE_RATE:
-            groups.append([])
-            length = 0
-        groups[-1].append((start, end))
-        length += end - start
-    return [Window(index, tuple((a / SAMPLE_RATE, b / SAMPLE_RATE) for a, b in group),
-                   np.concatenate([samples[a:b] for a, b in group]), timestamps=False) for group in groups]
+    windows = []
+    for group in group_spans(speech, WINDOW_S):
+        cuts = [(round(start * SAMPLE_RATE), round(end * SAMPLE_RATE)) for start, end in group]
+        windows.append(Window(index, tuple((a / SAMPLE_RATE, b / SAMPLE_RATE) for a, b in cuts),
+                              np.concatenate([samples[a:b] for a, b in cuts]), timestamps=False))
+    return windows
 
 
 def encoder_frames(samples: int, fit_context: bool, full: int = 3000, per_second: int = 100) -> int:
@@ -150,7 +143,7 @@ class BatchDecoder:
     """Greedy (or beam) decoding of windows in batches on a loaded faster-whisper `WhisperModel`."""
 
     def __init__(self, whisper: Any, language: str | None, batch_size: int, encode_batch: int | None = None,
-                 fit_context: bool = True) -> None:
+                 fit_context: bool = False) -> None:
         """`batch_size` windows are decoded together; on the CPU they are encoded `encode_batch` at a time;
         with `fit_context` a short window's encoder input is cut to its own length (`encoder_frames`).
 

@@ -1,16 +1,18 @@
 """Each engine's typed options: the only keys `engine_options` accepts for that engine.
 
-Options travel in `EngineConfig.extra` as sorted (name, text) pairs, so an
-`EngineConfig` stays hashable (the loaded model is cached on it) and its config
-hash only changes when a user sets an option. They are validated once, at the
-boundary (`validate_options`), and read back typed (`engine_options`): no code
-parses option strings itself.
+Options travel in `EngineConfig.extra` as sorted (name, text) pairs of what the user
+set, so an `EngineConfig` stays hashable (the loaded model is cached on it). They are
+validated once, at the boundary (`validate_options`), and read back typed
+(`engine_options`): no code parses option strings itself. The config hash covers the
+resolved value of every option that changes the text, defaults included
+(`text_options`), so a row's key says what produced it, and a changed default is a new key.
+An option that cannot change the text says so in its field's metadata (`NOT_TEXT`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from typing import Literal, TypeVar
 
@@ -18,6 +20,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from tasks.engines.base import EngineConfig
 from tasks.engines.nemo_longform import LongformPolicy
+
+NOT_TEXT = {"text": False}  # field metadata: the option cannot change a transcript (left out of the config hash)
 
 
 @dataclass(frozen=True)
@@ -38,10 +42,11 @@ class CTranslate2Options(CommonOptions):
     # Files over 30 s: "batched" cuts their speech into windows decoded together with every other file's
     # windows (ct2_batch.py); "sequential" is faster-whisper's own one-window-at-a-time decoder.
     long_form: Literal["batched", "sequential"] = "batched"
-    # Clips under 30 s: "fit" encodes them at their own length (+ >= 2 s, in 5 s steps, at least 15 s),
-    # 2.4x faster on clips of 2-10 s at the same WER (ct2_batch.py); "full" pads each to 30 s as
-    # Whisper was trained and faster-whisper does.
-    audio_context: Literal["fit", "full"] = "fit"
+    # Clips under 30 s: "full" (the default) pads each to 30 s as Whisper was trained and faster-whisper
+    # does; "fit" (opt-in) encodes them at their own length (+ >= 2 s, in 5 s steps, at least 15 s):
+    # ~2x faster on clips of 2-10 s, but it changes what the model hears, was proven on tiny.en alone and
+    # read worse there on held-out real speech (README, Engines; bench/results/audio_context_cpu.md).
+    audio_context: Literal["fit", "full"] = "full"
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,8 @@ class NemoOptions(CommonOptions, LongformPolicy):
 
 @dataclass(frozen=True)
 class FakeOptions(CommonOptions):
-    seconds_per_audio_second: float = 0.0  # wall time per audio second: lets benchmarks model a real engine
+    # wall time per audio second: lets benchmarks model a real engine
+    seconds_per_audio_second: float = field(default=0.0, metadata=NOT_TEXT)
 
 
 OPTIONS: dict[str, type[CommonOptions]] = {
@@ -126,5 +132,9 @@ def _text(value: object, given: object) -> str:
     return given.strip() if isinstance(given, str) else str(value)
 
 
-def defaults(engine: str) -> dict[str, object]:
-    return {f.name: f.default for f in fields(OPTIONS[engine]) if f.default is not MISSING}
+def text_options(config: EngineConfig) -> dict[str, str]:
+    """The resolved value (given, else the default) of every option of the config's engine that can change
+    the text, as canonical text: what the config hash covers."""
+    typed = engine_options(config, OPTIONS[config.engine])
+    return {f.name: _text(getattr(typed, f.name), getattr(typed, f.name)) for f in fields(typed)
+            if f.metadata.get("text", True)}

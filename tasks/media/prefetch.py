@@ -36,10 +36,12 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from tasks.lifeline import exit_with_owner, owner_lifeline
 from tasks.media import pieces
 from tasks.media.audio import MediaError
 from tasks.media.pieces import LongAudio, decode_spilling
@@ -164,7 +166,7 @@ class DecodeAhead:
     def _decode_alone(self, item: MediaItem, path: Path) -> Decoded:
         """A worker died while it had this file: decode it in a process of its own to know."""
         log.warning("a decoder process died; decoding %s alone", item.source)
-        with ProcessPoolExecutor(1, mp_context=_CONTEXT, **_IGNORE_CTRL_C) as alone:
+        with ProcessPoolExecutor(1, mp_context=_CONTEXT, **_worker_options()) as alone:
             try:
                 return _submit(alone, item, path, self._decoder, (self._spill_dir, self._spill_after_s)).result()
             except BrokenProcessPool:
@@ -174,13 +176,13 @@ class DecodeAhead:
     def _shared_pool(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._pool is None:
-                self._pool = ProcessPoolExecutor(self._workers, mp_context=_CONTEXT, **_IGNORE_CTRL_C)
+                self._pool = ProcessPoolExecutor(self._workers, mp_context=_CONTEXT, **_worker_options())
             return self._pool
 
     def _replace_pool(self, broken: ProcessPoolExecutor) -> None:
         with self._lock:
             if self._pool is broken:  # the first thread to see the break replaces it
-                self._pool = ProcessPoolExecutor(self._workers, mp_context=_CONTEXT, **_IGNORE_CTRL_C)
+                self._pool = ProcessPoolExecutor(self._workers, mp_context=_CONTEXT, **_worker_options())
         broken.shutdown(wait=False, cancel_futures=True)
 
 
@@ -212,9 +214,19 @@ def _alive(pid: int) -> bool:
 # forkserver: this process holds model threads (OpenMP, CUDA) that must not be forked. The workers
 # read no settings or credentials (they get a local path), so a long-lived server is safe.
 _CONTEXT = multiprocessing.get_context("forkserver")
-# A terminal's Ctrl-C reaches the whole process group: the parent handles it (transcribe_all/interrupt.py
-# stops the decoders), so a decoder must not die mid-import with a KeyboardInterrupt traceback.
-_IGNORE_CTRL_C: dict[str, Any] = {"initializer": signal.signal, "initargs": (signal.SIGINT, signal.SIG_IGN)}
+
+
+def _start_worker(lifeline: Connection) -> None:
+    """In a new decoder process. A terminal's Ctrl-C reaches the whole process group: the owner handles it
+    (transcribe_all/interrupt.py stops the decoders), so a decoder must not die mid-import with a
+    KeyboardInterrupt traceback. And a SIGKILLed owner runs no clean-up: the decoder ends itself when
+    the owner's end of its lifeline closes (tasks/lifeline.py)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    exit_with_owner(lifeline)
+
+
+def _worker_options() -> dict[str, Any]:
+    return {"initializer": _start_worker, "initargs": (owner_lifeline(_CONTEXT),)}
 
 
 _SPAWN_LOCK = threading.Lock()

@@ -1,8 +1,14 @@
 """Scan a media library: list, sniff, hash and probe every new or changed file.
 
-Incremental: a file whose path, size and mtime match an earlier manifest row keeps
-that row's hash and duration and is not opened at all. The trade-off: bytes rewritten
-in place with the same size and mtime keep their old hash (as rsync assumes too).
+Incremental: a file whose path, size, mtime and change key match an earlier manifest
+row keeps that row's hash and duration and is not opened at all. The change key is what
+git's index compares besides size and mtime for a local file, its inode and ctime: a
+swap (`mv A t; mv B A; mv t B`) or a rewrite that puts the mtime back changes the ctime,
+which no user call can set. For S3 it is the object's ETag. Rows written before the key
+existed have none, so each such file is hashed once more. The cost: anything else that
+changes a ctime (chmod, chown, a new hard link) or an inode (a restore from backup, a file
+system whose inode numbers are not stable) makes the file be hashed again, never
+transcribed again (the ledger goes by content).
 
 A local file is opened once: the first bytes decide whether it is media, feed the hash
 and, for a plain WAV, give the duration from the RIFF header (`wav_duration`); only
@@ -37,7 +43,7 @@ from tasks.media.audio import (
 from tasks.media.library import open_source
 from tasks.media.local import LocalSource
 from tasks.media.s3 import S3Access
-from tasks.media.sources import MediaSource, SourceFile, decode_name, looks_like_media
+from tasks.media.sources import MediaSource, SourceFile, change_key, decode_name, looks_like_media
 from tasks.output.layout import output_layout
 from tasks.output.manifests import read_manifest, read_staging
 from tasks.records import MediaItem
@@ -49,12 +55,13 @@ BATCH = 64  # files per thread-pool task
 
 @dataclass(frozen=True, slots=True)
 class Known:
-    """What an earlier run found for a file, valid while its size and mtime are unchanged."""
+    """What an earlier run found for a file, valid while its size, mtime and change key are unchanged."""
 
     size_bytes: int
     mtime_ns: int
     content_sha256: str
     duration_s: float
+    change_key: str | None = None  # None in rows written before it existed: never matches a listed file
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,14 +73,15 @@ class Scan:
 
 def previous_scan(out: Path) -> dict[str, Known]:
     """source → its latest manifest or staged row, for rows whose scan succeeded and that did not fail."""
-    columns = ["source", "size_bytes", "mtime_ns", "content_sha256", "duration_s", "finished_at", "status"]
+    columns = ["source", "size_bytes", "mtime_ns", "content_sha256", "duration_s", "change_key", "finished_at",
+               "status"]
     rows = pa.concat_tables([read_manifest(out, columns), read_staging(out, columns)])
     rows = rows.filter(pc.and_(pc.is_valid(rows["content_sha256"]), pc.is_valid(rows["duration_s"])))
     rows = rows.sort_by("finished_at")  # later rows overwrite earlier ones below
     values = (rows[name].to_pylist() for name in columns)
     latest = {
-        source: (Known(size, mtime, sha, duration), status)
-        for source, size, mtime, sha, duration, _, status in zip(*values, strict=True)
+        source: (Known(size, mtime, sha, duration, key), status)
+        for source, size, mtime, sha, duration, key, _, status in zip(*values, strict=True)
     }
     # A file whose latest row failed is probed again: the reason may be gone, or judged differently now.
     return {source: known for source, (known, status) in latest.items() if status != "failed"}
@@ -95,11 +103,9 @@ def scan(source: MediaSource, previous: Mapping[str, Known] | None = None, worke
     def to_inspect() -> Iterator[SourceFile]:
         for listed in source.list_files():
             known = previous.get(listed.source)
-            if known and listed.error is None and (listed.size_bytes, listed.mtime_ns) == (
-                known.size_bytes, known.mtime_ns
-            ):
+            if known and listed.error is None and unchanged(listed, known):
                 reused.append(MediaItem(listed.source, listed.locator, listed.size_bytes, listed.mtime_ns,
-                                        known.content_sha256, known.duration_s))
+                                        known.content_sha256, known.duration_s, change_key=listed.change_key))
             else:
                 yield listed
 
@@ -113,6 +119,12 @@ def scan(source: MediaSource, previous: Mapping[str, Known] | None = None, worke
     return Scan(items, len(reused), len(found))
 
 
+def unchanged(listed: SourceFile, known: Known) -> bool:
+    """Same size, mtime and change key as the row: the file was not touched since it was hashed."""
+    return (listed.size_bytes, listed.mtime_ns, listed.change_key) == (known.size_bytes, known.mtime_ns,
+                                                                       known.change_key)
+
+
 def _batches(files: Iterable[SourceFile], size: int) -> Iterator[list[SourceFile]]:
     iterator = iter(files)
     while batch := list(islice(iterator, size)):
@@ -121,7 +133,8 @@ def _batches(files: Iterable[SourceFile], size: int) -> Iterator[list[SourceFile
 
 def _inspect_local(listed: SourceFile) -> MediaItem | None:
     """One open: sniff, hash and (for a plain WAV) the duration from the same bytes."""
-    item = MediaItem(listed.source, listed.locator, listed.size_bytes, listed.mtime_ns, error=listed.error)
+    item = MediaItem(listed.source, listed.locator, listed.size_bytes, listed.mtime_ns, error=listed.error,
+                     change_key=listed.change_key)
     if listed.error is not None:
         return item
     path = decode_name(listed.locator)
@@ -133,7 +146,7 @@ def _inspect_local(listed: SourceFile) -> MediaItem | None:
             opened = os.fstat(handle.fileno())  # what is hashed: the row records this size and mtime
             size = opened.st_size
             head += handle.read(max(0, min(WAV_HEADER_BYTES, size) - len(head)))
-            item = replace(item, size_bytes=size, mtime_ns=opened.st_mtime_ns,
+            item = replace(item, size_bytes=size, mtime_ns=opened.st_mtime_ns, change_key=change_key(opened),
                            content_sha256=_sha256(handle, first=head, size=size))
             _check_unchanged(handle, opened)
         if size == 0:
@@ -154,7 +167,8 @@ def _check_unchanged(handle: BinaryIO, opened: os.stat_result) -> None:
 
 
 def _inspect_remote(source: MediaSource, listed: SourceFile) -> MediaItem | None:
-    item = MediaItem(listed.source, listed.locator, listed.size_bytes, listed.mtime_ns, error=listed.error)
+    item = MediaItem(listed.source, listed.locator, listed.size_bytes, listed.mtime_ns, error=listed.error,
+                     change_key=listed.change_key)
     if listed.error is not None:
         return item
     try:

@@ -33,6 +33,14 @@ class SourceFile:
     size_bytes: int
     mtime_ns: int
     error: str | None = None  # listing found it but could not stat it
+    change_key: str | None = None  # what else must match to count as unchanged: `change_key()`, or S3's ETag
+
+
+def change_key(info: os.stat_result) -> str:
+    """A local file's inode and ctime, as git's index keeps them: a rename, a swap or a rewrite that
+    restores the mtime changes the ctime (the kernel sets it; no user call can), so together with size
+    and mtime they tell a file that was not touched."""
+    return f"{info.st_ino}:{info.st_ctime_ns}"
 
 
 class MediaSource(Protocol):

@@ -40,7 +40,7 @@ def describe_object(location: S3Location, obj: dict[str, Any]) -> SourceFile | N
     except UnsafePathError as error:
         reason = f"unsafe key, not read: {error}; rename the object to transcribe it"
         return SourceFile(source, key, int(obj["Size"]), mtime_ns, reason)
-    return SourceFile(source, key, int(obj["Size"]), mtime_ns)
+    return SourceFile(source, key, int(obj["Size"]), mtime_ns, change_key=obj.get("ETag"))
 
 
 class S3Source:

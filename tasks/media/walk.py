@@ -23,7 +23,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from tasks.media.sources import LINK_OUTSIDE, SourceFile, WalkCounts, encode_name, has_media_extension
+from tasks.media.sources import LINK_OUTSIDE, SourceFile, WalkCounts, change_key, encode_name, has_media_extension
 
 
 def walk(root: Path, exclude: set[Path], follow_outside: bool, counts: WalkCounts) -> Iterator[SourceFile]:
@@ -96,7 +96,7 @@ class _Walker:
             from tasks.media.audio import file_kind
 
             return SourceFile(source, locator, 0, 0, f"not a regular file ({file_kind(info.st_mode)}): not read")
-        return SourceFile(source, locator, info.st_size, info.st_mtime_ns)
+        return SourceFile(source, locator, info.st_size, info.st_mtime_ns, change_key=change_key(info))
 
     def _inside(self, path: str) -> bool:
         real = os.path.realpath(path)

@@ -12,13 +12,15 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 HISTORY_RUNS = 30
 TABLE_COLUMNS = ("run_id", "started_at", "files_total", "files_ok", "files_failed", "files_skipped",
-                 "files_flagged", "audio_s", "wall_s", "rtfx", "cost_usd", "spot_cost_usd",
-                 "cost_per_audio_hour_usd", "spot_cost_per_audio_hour_usd", "canary_wer", "hardware", "engine",
-                 "model")
+                 "files_flagged", "audio_s", "wall_s", "rtfx", "worker_s", "utilisation", "workers", "cost_usd",
+                 "spot_cost_usd", "cost_per_audio_hour_usd", "spot_cost_per_audio_hour_usd", "canary_wer", "hardware",
+                 "engine", "model")
 
 
 def read_runs(folder: Path, last: int = HISTORY_RUNS) -> list[dict[str, object]]:
@@ -26,7 +28,9 @@ def read_runs(folder: Path, last: int = HISTORY_RUNS) -> list[dict[str, object]]
     parts = sorted(p for p in folder.glob("*.parquet") if not p.name.startswith((".", "_"))) if folder.is_dir() else []
     if not parts:
         return []
-    rows: list[dict[str, object]] = ds.dataset(parts, format="parquet").to_table().to_pylist()
+    # Rows written before a column existed lack it: read them all under the union of their schemas (as nulls).
+    schema = pa.unify_schemas([pq.read_schema(part) for part in parts])
+    rows: list[dict[str, object]] = ds.dataset(parts, format="parquet", schema=schema).to_table().to_pylist()
     rows.sort(key=lambda r: (str(r["started_at"]), str(r["run_id"])))
     return rows[-last:]
 
@@ -37,6 +41,20 @@ def table_rows(runs: Sequence[dict[str, object]]) -> list[dict[str, object]]:
         return value.isoformat() if hasattr(value, "isoformat") else value
 
     return [{c: plain(run.get(c)) for c in TABLE_COLUMNS} for run in reversed(runs)]
+
+
+def run_labels(run_ids: Sequence[str]) -> list[str]:
+    """Short, distinct labels: `01-03 02:00:07` from `20260103T020007Z-…`; the run's suffix where the
+    second is shared (or the id is not a timestamp), so runs started together stay apart."""
+    def short(run_id: str) -> str:
+        stamp = run_id.split("-", 1)[0]
+        if len(stamp) == 16 and stamp[8] == "T":
+            return f"{stamp[4:6]}-{stamp[6:8]} {stamp[9:11]}:{stamp[11:13]}:{stamp[13:15]}"
+        return run_id
+
+    labels = [short(r) for r in run_ids]
+    return [f"{label} {r.split('-', 1)[-1][:4]}" if labels.count(label) > 1 else label
+            for label, r in zip(labels, run_ids, strict=True)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +145,9 @@ def svg_chart(chart: Chart, run_ids: Sequence[str], width: int = 640, height: in
         y = f.y(chart.threshold)
         parts.append(f'<line x1="{f.left}" y1="{y:.1f}" x2="{width - 10}" y2="{y:.1f}" stroke="#c0392b" '
                      f'stroke-dasharray="5,4"><title>threshold {chart.threshold:.3g}</title></line>')
-    step = max(1, len(run_ids) // 6)
+    step = max(1, -(-len(run_ids) // 5))
+    shown = range(0, len(run_ids), step)
+    labels = run_labels([run_ids[i] for i in shown])
     parts += [f'<text x="{f.x(i) + f.plot_w / max(f.runs, 1) * 0.4:.1f}" y="{height - 12}" text-anchor="middle" '
-              f'class="tick">{escape(run_ids[i][:13])}</text>' for i in range(0, len(run_ids), step)]
+              f'class="tick">{escape(label)}</text>' for i, label in zip(shown, labels, strict=True)]
     return "".join([*parts, "</svg>"])

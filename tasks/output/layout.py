@@ -6,6 +6,7 @@ DIR (a folder or `s3://bucket/prefix`) holds:
     _staging/run_id=<RUN>/<writer>.parquet       rows staged by the planner and every batch, until the merge
     _stages/run_id=<RUN>/<writer>.json           stage seconds of every writer
     runs/<RUN>.parquet                           one metrics row per run
+    shards/run_id=<RUN>/shard-<N>-<id>.parquet   what each shard attempt held its worker for
     transcripts/<config>/<sha[:2]>/<sha>.{json,srt,vtt}   one transcript per content × config
     _plans/run_id=<RUN>/shard-<N>.parquet        each shard's file list
     _quarantine/<when>/<original path>           corrupt parts moved aside
@@ -36,6 +37,7 @@ MANIFEST = "manifest"
 STAGING = "_staging"  # the leading underscore hides it from dataset readers of DIR
 STAGES = "_stages"
 RUNS = "runs"
+SHARDS = "shards"  # tasks/output/shard_attempts.py
 TRANSCRIPTS = "transcripts"
 PLANS = "_plans"
 QUARANTINE = "_quarantine"
@@ -43,7 +45,7 @@ LEASE = "_lease.json"
 SEARCH_INDEX = "search/index.sqlite"  # tasks/output/search.py
 SEARCH_GENERATION = "search/generation"  # names the index's last version (S3)
 SITE = "site"  # tasks/output/site.py
-MIRRORED = (MANIFEST, STAGING, STAGES, RUNS)  # what the ledger, the merge and the metrics read
+MIRRORED = (MANIFEST, STAGING, STAGES, RUNS, SHARDS)  # what the ledger, the merge and the metrics read
 _SHA = re.compile(r"[0-9a-f]{8,64}")
 _CONFIG = re.compile(r"[0-9A-Za-z_-]{1,64}")  # a config hash (16 hex digits), or a test's name for one
 
@@ -66,6 +68,10 @@ def stage_times_file(run_id: str, writer: str) -> str:
 
 def run_row_file(run_id: str) -> str:
     return f"{RUNS}/{run_id}.parquet"
+
+
+def shard_attempt_file(run_id: str, shard_id: int, attempt: str) -> str:
+    return f"{run_folder(SHARDS, run_id)}/shard-{shard_id:05d}-{attempt}.parquet"
 
 
 def plan_file(run_id: str, shard_id: int) -> str:

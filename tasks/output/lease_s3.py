@@ -4,6 +4,8 @@
 put replaces it only if nobody else did since it was read. Both fail with 412
 (PreconditionFailed), or 409 (ConditionalRequestConflict) when two writes race: either way
 the caller lost that round. moto's server (5.2) implements both headers, which the tests use.
+An object that is not a valid record (garbage, another format) is aged by its LastModified
+(tasks/output/lease_record.py); at most 64 KiB of it is read.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from tasks.media.s3 import as_os_error, boto_errors
-from tasks.output.lease import LeaseRecord
+from tasks.output.lease_record import MAX_LEASE_BYTES, LeaseRead, LeaseRecord
 
 _LOST_RACE = {"PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "412", "409", "404"}
 
@@ -21,11 +23,12 @@ class S3LeaseObject:
         self._client, self._bucket, self._key = client, bucket, key
         self.where = f"s3://{bucket}/{key}"
 
-    def read(self) -> tuple[LeaseRecord | None, str] | None:
+    def read(self) -> LeaseRead | None:
         try:
             got = self._client.get_object(Bucket=self._bucket, Key=self._key)
             with got["Body"] as body:
-                return LeaseRecord.from_bytes(body.read()), str(got["ETag"])
+                data = body.read(MAX_LEASE_BYTES + 1)
+            return LeaseRead(LeaseRecord.from_bytes(data), str(got["ETag"]), got["LastModified"].timestamp())
         except boto_errors() as error:
             if _code(error) in ("NoSuchKey", "404"):
                 return None
@@ -39,7 +42,7 @@ class S3LeaseObject:
 
     def remove(self, expected: str) -> None:
         current = self.read()
-        if current is not None and current[1] == expected:
+        if current is not None and current.version == expected:
             try:
                 self._client.delete_object(Bucket=self._bucket, Key=self._key)
             except boto_errors() as error:

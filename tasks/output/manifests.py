@@ -66,6 +66,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("speech_s", pa.float64()),  # seconds of speech found by voice-activity detection
         ("quality_attempts", pa.string()),  # JSON: both decodes of a retried file, else null
         ("audio_stream", pa.int32()),  # the container's stream index that was transcribed
+        ("change_key", pa.string()),  # besides size and mtime: local inode:ctime_ns, S3 ETag (tasks/media/scan.py)
     ]
 )
 
@@ -113,16 +114,23 @@ def _row(result: FileResult, ctx: RunContext) -> dict[str, object]:
         "done_in_run": result.done_in_run,
         "transcript_path": result.transcript_path,
         "transcript_url": transcript_url(ctx.base_url, result.transcript_path),
-        **_quality_fields(transcript.quality if transcript else None),
+        **_quality_fields(transcript.quality if transcript else None, item.duration_s),
         "audio_stream": result.audio_stream,
+        "change_key": item.change_key,
     }
 
 
-def _quality_fields(quality: Quality | None) -> dict[str, object]:
+def _quality_fields(quality: Quality | None, duration_s: float | None) -> dict[str, object]:
+    """`speech_s` is measured on the decoded audio, which can run past the header's `duration_s` (the
+    example m4a decodes to 3.499 s where its header says 3.482 s): a row never says more speech than
+    the file it describes."""
     if quality is None:
         return {"quality_flags": None, "speech_s": None, "quality_attempts": None}
     attempts = json.dumps([asdict(a) for a in quality.attempts]) if quality.attempts else None
-    return {"quality_flags": list(quality.flags), "speech_s": quality.speech_s, "quality_attempts": attempts}
+    speech_s = quality.speech_s
+    if speech_s is not None and duration_s is not None:
+        speech_s = min(speech_s, duration_s)
+    return {"quality_flags": list(quality.flags), "speech_s": speech_s, "quality_attempts": attempts}
 
 
 def write_part(out: Path, run_id: str, part: str, results: Sequence[FileResult], ctx: RunContext) -> Path | None:
@@ -215,22 +223,27 @@ class Ledger:
     done: dict[str, str]  # content_sha256 → run_id of its ok row, for this config
     seen_this_run: frozenset[str]  # sources that already have a row in this run
     transcripts: dict[str, str] = field(default_factory=dict)  # content_sha256 → its ok row's transcript_path
+    # contents with an ok row under another config only: done again because the configuration changed
+    other_configs: frozenset[str] = frozenset()
 
 
 def load_ledger(out: Path, config_hash: str, run_id: str) -> Ledger:
-    """Only the ok rows of this config are read (the filter runs in Arrow, per row group), so the
-    ledger grows with the library's distinct contents, not with files × nightly runs."""
-    columns = ["content_sha256", "run_id", "transcript_path"]
-    wanted = (pc.field("status") == "ok") & (pc.field("config_hash") == config_hash)
+    """Only the ok rows are read, four columns of them (the filter runs in Arrow, per row group), so the
+    ledger grows with the library's distinct contents × configs, not with files × nightly runs."""
+    columns = ["content_sha256", "run_id", "transcript_path", "config_hash"]
+    wanted = pc.field("status") == "ok"
     done: dict[str, str] = {}
     transcripts: dict[str, str] = {}
+    elsewhere: set[str] = set()
     for table in (read_manifest(out, columns, where=wanted), read_staging(out, columns, where=wanted)):
-        for content, ok_in_run, path in zip(*(table.column(c).to_pylist() for c in columns), strict=True):
-            if content not in done:
+        for content, ok_in_run, path, made_by in zip(*(table.column(c).to_pylist() for c in columns), strict=True):
+            if made_by != config_hash:
+                elsewhere.add(content)
+            elif content not in done:
                 done[content] = ok_in_run
                 if path:
                     transcripts[content] = path
-    return Ledger(done, frozenset(sources_in_run(out, run_id)), transcripts)
+    return Ledger(done, frozenset(sources_in_run(out, run_id)), transcripts, frozenset(elsewhere - done.keys()))
 
 
 def sources_in_run(out: Path, run_id: str) -> set[str]:

@@ -7,7 +7,8 @@
 2. Merge what dead runs staged (their `ok` files are not redone).
 3. A run that has rows but no runs row (its parent was killed, Ctrl-C, a crash) gets
    one now, marked `interrupted`: its counts from its rows; its wall time from its id to
-   its last row; hardware `unknown` and cost 0, since what it ran on died with it.
+   its last row; its worker time from the shard attempts it recorded; hardware `unknown`
+   and cost 0, since what it ran on died with it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from prefect import task
 from tasks.output.layout import MANIFEST, RUNS, STAGING, OutputLayout, output_layout, quarantine_path
 from tasks.output.manifests import finalize_and_ship, read_manifest, unfinished_runs
 from tasks.output.metrics import RunMetrics, read_stage_times, summarise_run, write_run_row
+from tasks.output.shard_attempts import held_by, read_shard_attempts
 from tasks.planning.pricing import Pricing
 
 log = logging.getLogger(__name__)
@@ -79,7 +81,8 @@ def interrupted_metrics(root: Path, run_id: str) -> RunMetrics:
         started = min(times, default=finished)
     first = {c: next((v for v in rows.column(c).to_pylist() if v), "") for c in ("engine", "model", "config_hash")}
     metrics = summarise_run(run_id=run_id, started_at=started, finished_at=finished, rows=rows,
-                            times=read_stage_times(root, run_id), pricing=UNKNOWN_HARDWARE, workers=1, **first)
+                            times=read_stage_times(root, run_id), pricing=UNKNOWN_HARDWARE,
+                            held=held_by(read_shard_attempts(root, run_id)), **first)
     return replace(metrics, interrupted=True)
 
 

@@ -38,7 +38,7 @@ def run_report(m: RunMetrics, warnings: Sequence[str] = ()) -> str:
             "",
             (f"**{m.files_ok} ok, {m.files_failed} failed, {m.files_skipped} skipped** of {m.files_total} files"
             f"{f', {m.files_removed} removed from SOURCE' if m.files_removed else ''};"
-            f" {m.audio_s / 3600:.3f} audio hours in {m.wall_s:,.1f} s wall (RTFx {m.rtfx:,.1f})."),
+            f" {m.audio_s / 3600:.3f} audio hours in {m.wall_s:,.1f} s of flow wall time (RTFx {rtfx_text(m)})."),
             "",
             "| stage | seconds |",
             "|---|---|",
@@ -50,13 +50,30 @@ def run_report(m: RunMetrics, warnings: Sequence[str] = ()) -> str:
             "",
             _quality_line(m),
             "",
-            (f"Hardware {literal(m.hardware)} × {m.workers}: {m.gpu_hours:.4f} GPU hours; "
-             f"cost {_money(m.cost_usd)} on-demand,"
+            held_line(m),
+            "",
+            (f"Cost on {literal(m.hardware)}: {_money(m.cost_usd)} on-demand,"
             f" {_money(m.spot_cost_usd)} spot; per audio hour {_money(m.cost_per_audio_hour_usd)} on-demand,"
             f" {_money(m.spot_cost_per_audio_hour_usd)} spot."),
             *([""] + [f"- **warning**: {literal(w)}" for w in warnings] if warnings else []),
         ]
     )
+
+
+def rtfx_text(m: RunMetrics) -> str:
+    """RTFx, or a dash when nothing was transcribed (0.0 would read as a stalled run)."""
+    return "—" if m.rtfx is None else f"{m.rtfx:,.1f}"
+
+
+def utilisation_text(m: RunMetrics) -> str:
+    return "—" if m.utilisation is None else f"{m.utilisation:.0%}"
+
+
+def held_line(m: RunMetrics) -> str:
+    """What the workers were held for: the figure the cost is computed from."""
+    return (f"Workers held: {m.workers} worker{'s' if m.workers != 1 else ''} for {m.worker_s:,.1f} s in all"
+            f" ({m.worker_hours:.4f} worker hours, {m.gpu_hours:.4f} GPU hours); utilisation"
+            f" {utilisation_text(m)} (inference ÷ worker time).")
 
 
 def _quality_line(m: RunMetrics) -> str:

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import pyarrow as pa
@@ -32,6 +33,7 @@ import pyarrow.dataset as ds
 
 from tasks.output.layout import MANIFEST, SEARCH_INDEX, run_folder
 from tasks.output.manifests import MANIFEST_SCHEMA
+from tasks.output.parts import naming_unreadable
 
 INDEX_PATH = SEARCH_INDEX
 SCHEMA_VERSION = "1"
@@ -122,7 +124,7 @@ def _update(root: Path, db_path: Path, rebuilt: bool) -> IndexUpdate:
         todo = [(run, fp) for run, fp in _partitions(root) if done.get(run) != fp]
         rows = 0
         for run_id, fingerprint in todo:  # one transaction per run: a crash leaves whole runs indexed
-            with db:
+            with db, naming_unreadable(partial(_parts, root, run_id), _COLUMNS):  # a bad part: rolled back
                 rows += _apply_run(db, root, run_id)
                 db.execute("INSERT OR REPLACE INTO runs VALUES (?, ?)", (run_id, fingerprint))
         if rebuilt and rows:  # one b-tree instead of one per insert burst: fewer pages read per query
@@ -195,10 +197,13 @@ def _apply_run(db: sqlite3.Connection, root: Path, run_id: str) -> int:
     return rows
 
 
-def _batches(root: Path, run_id: str, where: pc.Expression | None = None) -> Iterator[pa.RecordBatch]:
+def _parts(root: Path, run_id: str) -> list[Path]:
     folder = root / run_folder(MANIFEST, run_id)
-    parts = [p for p in folder.glob("*.parquet") if not p.name.startswith((".", "_"))]
-    dataset = ds.dataset(parts, format="parquet", schema=MANIFEST_SCHEMA)
+    return sorted(p for p in folder.glob("*.parquet") if not p.name.startswith((".", "_")))
+
+
+def _batches(root: Path, run_id: str, where: pc.Expression | None = None) -> Iterator[pa.RecordBatch]:
+    dataset = ds.dataset(_parts(root, run_id), format="parquet", schema=MANIFEST_SCHEMA)
     yield from dataset.to_batches(columns=_COLUMNS, filter=where, batch_size=2000)
 
 
@@ -229,7 +234,8 @@ def _add_content(db: sqlite3.Connection, row: dict[str, object], run_id: str) ->
 
 
 def _upsert_file(db: sqlite3.Connection, row: dict[str, object], run_id: str) -> set[tuple[str, str]]:
-    """Newer rows win per source; the text pointer moves only on an ok or skipped row. Returns the content left."""
+    """Newer rows win per source; the text pointer moves on an ok or skipped row, and is dropped on a
+    removed one (search no longer finds the file). Returns the content left."""
     source = db_source(str(row["source"]))
     old = db.execute("SELECT run_id, content_run, content_sha256, config_hash FROM files WHERE source = ?",
                      (source,)).fetchone()
@@ -243,15 +249,16 @@ def _upsert_file(db: sqlite3.Connection, row: dict[str, object], run_id: str) ->
                    " finished_at = ? WHERE source = ?",
                    (run_id, row["status"], row["error"], row["duration_s"], row["language"],
                     json.dumps(row["quality_flags"] or []), finished.isoformat() if finished else None, source))
+    removed = row["status"] == "removed"  # gone from SOURCE: no text is this file's any more
     settled = row["status"] in ("ok", "skipped") and row["content_sha256"] and row["config_hash"]
-    if not settled or run_id < (old[1] or ""):
+    if not (settled or removed) or run_id < (old[1] or ""):
         return set()
+    now = (None, None, None, None) if removed else (row["content_sha256"], row["config_hash"],
+                                                     row["transcript_path"], row["transcript_url"])
     db.execute("UPDATE files SET content_sha256 = ?, config_hash = ?, content_run = ?, transcript_path = ?,"
-               " transcript_url = ? WHERE source = ?",
-               (row["content_sha256"], row["config_hash"], run_id, row["transcript_path"],
-                row["transcript_url"], source))
+               " transcript_url = ? WHERE source = ?", (now[0], now[1], run_id, now[2], now[3], source))
     left = (old[2], old[3])
-    return {left} if left[0] and left != (row["content_sha256"], row["config_hash"]) else set()
+    return {left} if left[0] and left != now[:2] else set()
 
 
 def _drop_if_unused(db: sqlite3.Connection, content: tuple[str, str]) -> None:

@@ -32,6 +32,7 @@ PLAN_SCHEMA = pa.schema(
         ("content_sha256", pa.string()),
         ("duration_s", pa.float64()),
         ("error", pa.string()),
+        ("change_key", pa.string()),
     ]
 )
 assert PLAN_SCHEMA.names == [f.name for f in fields(MediaItem)], "PLAN_SCHEMA must follow MediaItem"

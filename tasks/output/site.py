@@ -24,9 +24,11 @@ from tasks.output.history import charts, svg_chart, table_rows
 from tasks.output.layout import SITE
 from tasks.output.search import connect, py_source
 from tasks.output.site_assets import CSS, JS
+from tasks.output.site_media import MEDIA, PLAYABLE, MediaLinks, media_name, sync_media
 from tasks.output.site_pages import (
     LIST_PAGE_ROWS,
     FileEntry,
+    display_name,
     file_page,
     listing_page,
     page_name,
@@ -44,34 +46,21 @@ class SiteError(RuntimeError):
 
 
 @dataclass(frozen=True, slots=True)
-class MediaLinks:
-    """How a file page reaches the media: a local SOURCE folder (relative links) or a base URL."""
-
-    source_root: str | None = None
-    media_base_url: str | None = None
-
-    def url(self, source: str, pages_dir: Path) -> str | None:
-        if self.media_base_url:
-            return f"{self.media_base_url.rstrip('/')}/{url_path(source)}"
-        if self.source_root and "://" not in self.source_root:
-            return url_path(os.path.relpath(os.path.join(self.source_root, source), pages_dir))
-        return None
-
-
-@dataclass(frozen=True, slots=True)
 class SiteBuild:
     folder: Path
     files: int
     pages_written: int
     pages_removed: int
     searchable: bool  # a Pagefind index was built (False for an archive with no files)
+    media: str = ""  # how many pages have a player, and where their media comes from
 
 
 def build_site(db_path: Path, site_dir: Path, links: MediaLinks, runs: list[dict[str, object]]) -> SiteBuild:
     """Write every page that changed, remove pages of files gone from the index, re-run Pagefind."""
     entries = list(_entries(db_path))
     written = sum(_write(site_dir / "assets" / name, text) for name, text in (("site.css", CSS), ("site.js", JS)))
-    written += _file_pages(db_path, site_dir / "files", entries, links)
+    media = _media_urls(site_dir, entries, links)
+    written += _file_pages(db_path, site_dir / "files", entries, media, links)
     pages = max(1, -(-len(entries) // LIST_PAGE_ROWS))
     for n in range(1, pages + 1):
         chunk = entries[(n - 1) * LIST_PAGE_ROWS:n * LIST_PAGE_ROWS]
@@ -85,13 +74,14 @@ def build_site(db_path: Path, site_dir: Path, links: MediaLinks, runs: list[dict
     searchable = bool(entries) and (written > 0 or removed > 0 or not (site_dir / "pagefind").is_dir())
     if searchable:
         run_pagefind(site_dir)
-    return SiteBuild(site_dir, len(entries), written, removed, (site_dir / "pagefind").is_dir())
+    return SiteBuild(site_dir, len(entries), written, removed, (site_dir / "pagefind").is_dir(),
+                     f"{len(media):,} players, {links.describe()}")
 
 
 _ENTRIES = """SELECT f.source, f.status, f.error, f.duration_s, COALESCE(f.language, c.language), f.flags, c.id,
   COALESCE(f.transcript_path, c.transcript_path)
 FROM files f LEFT JOIN contents c ON c.content_sha256 = f.content_sha256 AND c.config_hash = f.config_hash
-ORDER BY f.source"""
+WHERE f.status != 'removed' ORDER BY f.source"""  # a file gone from SOURCE loses its page
 
 
 def _entries(db_path: Path) -> list[FileEntry]:
@@ -102,7 +92,26 @@ def _entries(db_path: Path) -> list[FileEntry]:
             for src, status, error, duration, language, flags, content_id, path in rows]
 
 
-def _file_pages(db_path: Path, folder: Path, entries: list[FileEntry], links: MediaLinks) -> int:
+def _media_urls(site_dir: Path, entries: list[FileEntry], links: MediaLinks) -> dict[str, str]:
+    """Each playable page's player URL; site/media/ synced with a local SOURCE (emptied otherwise)."""
+    playable = [e for e in entries if e.status in PLAYABLE and not e.source.endswith("/")]
+    if links.media_base_url:
+        sync_media(site_dir / MEDIA, {}, links.copy)
+        return {e.page: links.base_url(e.source) for e in playable}
+    names: dict[str, str] = {}  # page → its name in site/media/
+    targets: dict[str, bytes] = {}  # name in site/media/ → the file under SOURCE
+    if links.source_root:
+        root = os.fsencode(links.source_root)
+        for entry in playable:
+            raw = links.raw_name(entry.source)
+            names[entry.page] = media_name(entry.page, raw)
+            targets[names[entry.page]] = os.path.join(root, raw)
+    placed = sync_media(site_dir / MEDIA, targets, links.copy)
+    return {page: f"../{MEDIA}/{name}" for page, name in names.items() if name in placed}
+
+
+def _file_pages(db_path: Path, folder: Path, entries: list[FileEntry], media: dict[str, str],
+                links: MediaLinks) -> int:
     written = 0
     with connect(db_path) as db:
         for entry in entries:
@@ -110,8 +119,16 @@ def _file_pages(db_path: Path, folder: Path, entries: list[FileEntry], links: Me
                                   (entry.content_id,)).fetchall() if entry.content_id is not None else []
             path = entry.transcript_path
             vtt = "../../" + url_path(path[:-len(".json")] + ".vtt") if path and path.endswith(".json") else None
-            written += _write(folder / entry.page, file_page(entry, segments, links.url(entry.source, folder), vtt))
+            note = None if entry.page in media or entry.status not in PLAYABLE else _no_media(links, entry)
+            written += _write(folder / entry.page, file_page(entry, segments, media.get(entry.page), vtt, note))
     return written
+
+
+def _no_media(links: MediaLinks, entry: FileEntry) -> str:
+    if links.source_root:
+        shown = display_name(os.fsdecode(os.path.join(os.fsencode(links.source_root), links.raw_name(entry.source))))
+        return f"No media: {shown} is not a file in SOURCE any more."
+    return "No media link: build the site with --source SOURCE or --media-base-url URL."
 
 
 def _write(path: Path, text: str) -> int:

@@ -34,11 +34,14 @@ ol.segments li { padding: .25rem 0; display: flex; gap: .8rem; }
 ol.segments li.playing { background: #eef4fb; }
 a.t { font-variant-numeric: tabular-nums; text-decoration: none; min-width: 4.5rem; }
 .meta { color: #555; }
-.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(440px, 1fr)); gap: 1rem; }
+.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(440px, 100%), 1fr)); gap: 1rem; }
 svg.chart { width: 100%; height: auto; background: white; border: 1px solid #e3e6ea; border-radius: 6px; }
 svg .chart-title { font-size: 13px; font-weight: 600; fill: #1d232b; }
 svg .tick, svg .legend { font-size: 10px; fill: #555; }
 .note { color: #666; font-size: .9rem; }
+.media-error { color: #b03a2e; font-weight: 600; word-break: break-all; }
+.table-scroll { overflow-x: auto; max-width: 100%; }
+.table-scroll td, .table-scroll th { white-space: nowrap; }
 """
 
 JS = """
@@ -96,9 +99,22 @@ function startSearchPage() {
   });
   if (query) { input.value = query; runSearch(query); }
 }
+const MEDIA_ERRORS = {1: 'loading was aborted', 2: 'a network error', 3: 'the file could not be decoded',
+                      4: 'the file was not found, or its format is not supported'};
+function showMediaError(player) {
+  // A player that cannot load its media says so, instead of sitting at 0:00.
+  const box = document.querySelector('.media-error');
+  if (!box || !player.error) return;
+  const why = MEDIA_ERRORS[player.error.code] || 'an unknown error';
+  box.textContent = 'This media cannot be played (' + why + '): ' + (player.currentSrc || player.src)
+    + '. Serve DIR with site/media/ in it (transcribe-all site DIR --source SOURCE) or check --media-base-url.';
+  box.hidden = false;
+}
 function startFilePage() {
   const player = document.getElementById('player');
   if (!player) return;
+  player.addEventListener('error', () => showMediaError(player));
+  showMediaError(player);  // it may have failed before this script ran
   const seek = start => {
     player.currentTime = start;
     const playing = player.play(); if (playing) playing.catch(() => {});

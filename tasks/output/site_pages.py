@@ -108,14 +108,19 @@ def listing_page(entries: Sequence[FileEntry], page: int, pages: int, total: int
 
 
 def file_page(entry: FileEntry, segments: Sequence[tuple[float, float, str]], media_url: str | None,
-              vtt_url: str | None) -> str:
-    """One file: the player, its captions track and the transcript; every segment's time seeks the player."""
-    player = '<p class="note">No media link: build the site with the SOURCE folder or --media-base-url.</p>'
+              vtt_url: str | None, note: str | None = None) -> str:
+    """One file: the player, its captions track and the transcript; every segment's time seeks the player.
+
+    Without a player, `note` says why. A player whose media fails to load says so in `.media-error`
+    (site.js fills it from the element's `error` event).
+    """
+    player = f'<p class="note">{_e(note)}</p>' if note else ""
     if media_url is not None:
         tag = "video" if entry.source.lower().endswith(VIDEO_EXTENSIONS) else "audio"
         track = (f'<track kind="captions" src="{_e(vtt_url)}" srclang="{_e(entry.language or "en")}" '
                  'label="transcript" default>') if vtt_url else ""
-        player = f'<{tag} id="player" controls preload="metadata" src="{_e(media_url)}">{track}</{tag}>'
+        player = (f'<{tag} id="player" controls preload="metadata" src="{_e(media_url)}">{track}</{tag}>'
+                  '<p class="media-error" role="alert" hidden></p>')
     items = "".join(
         f'<li data-start="{start:.3f}" data-end="{end:.3f}"><a class="t" href="#t={start:.3f}" data-pagefind-ignore '
         f'data-start="{start:.3f}">{clock(start)}</a><span>{_e(text)}</span></li>'
@@ -140,7 +145,7 @@ def runs_page(table: Sequence[dict[str, object]], svgs: Sequence[str]) -> str:
     rows = "".join("<tr>" + "".join(f"<td>{_e(_cell(row[c]))}</td>" for c in columns) + "</tr>" for row in table)
     body = (f"<h1>Runs</h1><p class=\"meta\">The last {len(table)} runs, oldest on the left.</p>"
             f'<div class="charts">{"".join(svgs)}</div><h2>Table</h2>'
-            f'<div style="overflow-x:auto"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>')
+            f'<div class="table-scroll"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>')
     return layout("Runs", body, 0)
 
 

@@ -32,6 +32,7 @@ SCAN_SHARD = -1  # shard_id of rows settled by the planner, not by a shard
 class Plan:
     todo: tuple[MediaItem, ...]  # to transcribe now
     settled: tuple[FileResult, ...]  # skipped or failed without transcribing
+    reconfigured: int = 0  # of `todo`: done before, but under another configuration
 
 
 def plan_run(items: Sequence[MediaItem], ledger: Ledger, run_id: str, config_hash: str = "") -> Plan:
@@ -56,7 +57,8 @@ def plan_run(items: Sequence[MediaItem], ledger: Ledger, run_id: str, config_has
         else:
             claimed[item.content_sha256 or item.source] = item.source
             todo.append(item)
-    return Plan(tuple(todo), tuple(settled))
+    reconfigured = sum(1 for item in todo if item.content_sha256 in ledger.other_configs)
+    return Plan(tuple(todo), tuple(settled), reconfigured)
 
 
 # No cache key: hashing every scanned item costs seconds at 100,000 files, and a plan is never reused.

@@ -6,9 +6,10 @@ out of the rest (an engine that windows long clips by their speech, as the
 CTranslate2 engine's batched decoder does, gets a long clip whole with the spans
 found here, so VAD runs once) → the engine runs once over the batch (packing still applies)
 → times go back to each clip's clock → guards flag each transcript → flagged
-clips are decoded once more, one by one, by the engine's `safer()` twin (engines
-without one skip the retry) → the attempt with fewer fixable flags is kept, the
-first on a tie. Both attempts are recorded on the transcript's `Quality`.
+clips are decoded once more by the engine's `safer()` twin (engines without one
+skip the retry): a long clip only in its flagged stretches (`retry.py`), else whole
+→ the attempt with fewer fixable flags is kept, the first on a tie. Both attempts
+are recorded on the transcript's `Quality`.
 
 Speech is always detected, also with VAD off: the guards need it, and it costs
 little (Silero runs ~100× faster than real time on one CPU core).
@@ -18,18 +19,16 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from tasks.engines.base import EngineConfig, Transcriber
 from tasks.quality.guards import NO_SPEECH, GuardLimits, badness, check_transcript, retry_flags
+from tasks.quality.retry import Retry, Runner, flagged_stretches, retry_stretches, stretches
 from tasks.quality.vad import LONG_CLIP_S, SpeechMap, compact, detect_speech, restore_times
 from tasks.records import Attempt, Clip, Failure, Quality, Transcript
 
 log = logging.getLogger(__name__)
-
-Runner = Callable[[Transcriber, Sequence[Clip]], list[Transcript | Failure]]
-
 
 @dataclass(frozen=True, slots=True)
 class QualityOptions:
@@ -58,15 +57,23 @@ def transcribe_guarded(
     safer = _safer(transcriber) if options.retry and flagged else None
     if safer is None:
         return results
-    retried = _decode(safer, [clips[i] for i in flagged], [speech[i] for i in flagged], options.vad, runner)
+    firsts = {i: r for i, r in enumerate(results) if isinstance(r, Transcript)}
+    by_stretch = [Retry(i, parts, bad) for i in flagged
+                  if (parts := stretches(speech[i])) and (bad := flagged_stretches(firsts[i], parts, options.limits))]
+    whole = [i for i in flagged if i not in {r.index for r in by_stretch}]
+    seconds: dict[int, Transcript | Failure] = dict(zip(
+        whole, _decode(safer, [clips[i] for i in whole], [speech[i] for i in whole], options.vad, runner), strict=True))
+    spliced = retry_stretches(safer, clips, [firsts.get(i, Transcript("", ())) for i in range(len(clips))],
+                              by_stretch, runner, options.limits)
+    seconds |= {retry.index: second for retry, second in zip(by_stretch, spliced, strict=True)}
     settings = json.dumps(safer.settings(), sort_keys=True)
-    for index, second in zip(flagged, retried, strict=True):
-        first = results[index]
-        assert isinstance(first, Transcript)
+    for index, second in seconds.items():
         assessed = _assess(second, clips[index], speech[index], options.limits)
         if isinstance(assessed, Transcript):  # a retry that failed leaves the first decode in place
-            results[index] = _keep_better(first, assessed, settings)
-    log.info("quality: %d of %d clips flagged and retried", len(flagged), len(clips))
+            results[index] = _keep_better(firsts[index], assessed, settings)
+    log.info("quality: %d of %d clips flagged and retried (%d by their flagged stretches: %d of %d stretches)",
+             len(flagged), len(clips), len(by_stretch), sum(len(r.flagged) for r in by_stretch),
+             sum(len(r.stretches) for r in by_stretch))
     return results
 
 

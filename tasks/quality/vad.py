@@ -12,6 +12,7 @@ clip's own clock afterwards. Silero's defaults only cut pauses over 2 s and keep
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -44,7 +45,8 @@ class SpeechMap:
 
     @property
     def speech_s(self) -> float:
-        return round(sum(end - start for start, end in self.spans), 3)
+        """Seconds of speech, to the millisecond, never more than the clip (a clip all speech is its length)."""
+        return min(round(sum(end - start for start, end in self.spans), 3), self.duration_s)
 
     @property
     def is_whole(self) -> bool:
@@ -85,10 +87,27 @@ def detect_speech(samples: npt.NDArray[np.float32], threshold: float = 0.5) -> S
     options = VadOptions(threshold=threshold, max_speech_duration_s=LONG_CLIP_S, min_silence_duration_ms=160)
     found = get_speech_timestamps(samples, options)
     windows = tuple((c["start"] / SAMPLE_RATE, c["end"] / SAMPLE_RATE) for c in found)
-    return SpeechMap(_merged(windows, MERGE_GAP_S), duration, windows=windows)
+    return SpeechMap(merge_spans(windows, MERGE_GAP_S), duration, windows=windows)
 
 
-def _merged(spans: tuple[tuple[float, float], ...], gap_s: float) -> tuple[tuple[float, float], ...]:
+def group_spans(spans: Sequence[tuple[float, float]], max_s: float) -> list[tuple[tuple[float, float], ...]]:
+    """Speech spans joined greedily, in order, into groups of at most `max_s` of speech (faster-whisper's
+    `collect_chunks`): a long clip's windows in the batched decoder (`ct2_batch.py`), and the stretches
+    the quality retry decodes again (`retry.py`). Lengths are counted in whole samples, as the decoder cuts."""
+    groups: list[list[tuple[float, float]]] = []
+    length, limit = 0, round(max_s * SAMPLE_RATE)
+    for start, end in spans:
+        samples = round(end * SAMPLE_RATE) - round(start * SAMPLE_RATE)
+        if not groups or length + samples > limit:
+            groups.append([])
+            length = 0
+        groups[-1].append((start, end))
+        length += samples
+    return [tuple(group) for group in groups]
+
+
+def merge_spans(spans: Sequence[tuple[float, float]], gap_s: float) -> tuple[tuple[float, float], ...]:
+    """Spans joined across gaps shorter than `gap_s`."""
     merged: list[tuple[float, float]] = []
     for start, end in spans:
         if merged and start - merged[-1][1] < gap_s:
