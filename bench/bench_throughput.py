@@ -185,7 +185,9 @@ def ours_parameters(row: str, model: str) -> dict[str, Any]:
     parameters: dict[str, Any] = {"canary": "off", "pack_short_clips": "--packing" in words}
     if options:
         parameters["engine_options"] = options
-    if model != "tiny.en":
+    if model in ("base", "whisper-base"):
+        parameters |= {"model": "whisper-base", "language": "en"}  # as a user names it
+    elif model != "tiny.en":
         parameters |= {"model": str(model_path(model)), "language": "en"}
     return parameters
 

