@@ -33,6 +33,7 @@ n/a). Random weights: cost, not accuracy (no WER). Batch-1 rows run `--b1-window
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import platform
 import sys
@@ -102,6 +103,10 @@ def run_spec(spec: Spec, folder: Path, windows: int, args: argparse.Namespace, d
               f"{spec.dtype}, {spec.attention}")
     rng = np.random.default_rng(0)
     clips = [Clip(f"c{i}", rng.normal(0, 0.05, int(16_000 * s)).astype(np.float32)) for i, s in enumerate(seconds)]
+    torch = _cuda_sync(device)
+    if torch is not None:
+        gc.collect()
+        torch.cuda.empty_cache()  # the previous row's model is gone: free memory is this row's to size batches
     try:
         engine, count = _engine(spec, folder, args, device)
     except Exception as error:  # noqa: BLE001 - a row that cannot run says why, the others go on
@@ -113,7 +118,8 @@ def run_spec(spec: Spec, folder: Path, windows: int, args: argparse.Namespace, d
     if spec.kind == "ctranslate2" and count and sum(count) / len(count) != args.tokens:
         _calibrate_ct2(engine, args.tokens, sum(count) / len(count))
         engine.transcribe(warm)
-    torch = _cuda_sync(device)
+    if _cuda_sync(device) is not None:
+        torch.cuda.reset_peak_memory_stats()
     count.clear()
     sampler = Utilisation(device)
     started = time.perf_counter()
