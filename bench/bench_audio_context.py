@@ -12,6 +12,7 @@ one human voice; `--prompts N` takes every k-th of the 180 so N remain) and the 
 file's windows keep 30 s, so long files are not swept). Every row runs in this one process on clips
 decoded beforehand (untimed); every row, the plain loop included, first transcribes two clips untimed
 (warm-up), so the times are the engine's own: model warm, no Prefect, no VAD, no guards, no retry.
+TRANSCRIBE_ALL_CPU_THREADS sets the engine threads of every row, the plain loop's included.
 WER twice: the project's normaliser and Whisper's EnglishTextNormalizer (bench/common.py).
 
     python bench/bench_audio_context.py --prompts 60      # ~20 min on 2 shared cores (base is ~4x tiny)
@@ -50,7 +51,8 @@ def rows_for(name: str, references: dict[str, str], library: Path, model: str,
     refs = [references[s] for s in sources]
     clips = [Clip(s, decode_audio(library / s, probe_duration(library / s))) for s in sources]
     audio_s = sum(c.duration_s for c in clips)
-    plain = WhisperModel(str(model_path(model)), device="cpu", compute_type="float32")
+    threads = int(os.environ.get("TRANSCRIBE_ALL_CPU_THREADS", "0"))  # the engine rows read it too
+    plain = WhisperModel(str(model_path(model)), device="cpu", compute_type="float32", cpu_threads=threads)
     options = {"language": "en", "beam_size": 1, "temperature": 0.0, "condition_on_previous_text": False}
 
     def loop(some: list[Clip]) -> list[str]:
@@ -136,8 +138,10 @@ def main() -> int:
              f"{platform.machine()}, {args.models} float32, greedy, English")
     command = "python bench/bench_audio_context.py " + " ".join(sys.argv[1:])
     took = (datetime.now(UTC) - started).seconds / 60
+    threads = os.environ.get("TRANSCRIBE_ALL_CPU_THREADS", "0")
     note = ("Measured at " + commit + ". WER (ours): tasks/quality/wer.py; WER (Whisper norm.): OpenAI Whisper's "
-            "EnglishTextNormalizer. The machine is shared with other jobs: compare rows of one table.")
+            "EnglishTextNormalizer. The machine is shared with other jobs: compare rows of one table. "
+            + (f"Every row ran {threads} engine thread(s) (TRANSCRIBE_ALL_CPU_THREADS)." if threads != "0" else ""))
     args.out.write_text("\n\n".join([title, f"`{command.strip()}` — took {took:.0f} min. {note}", *sections]) + "\n")
     print(f"wrote {args.out}")
     return 0

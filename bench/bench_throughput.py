@@ -142,7 +142,8 @@ def _faster_whisper_rows(row: str, model: str) -> Any:
     from bench.common import model_path
 
     kwargs = {"language": "en", "beam_size": 1, "temperature": 0.0, "condition_on_previous_text": False}
-    whisper = WhisperModel(str(model_path(model)), device="cpu", compute_type="float32")
+    threads = int(os.environ.get("TRANSCRIBE_ALL_CPU_THREADS", "0"))  # the same for every row (--cpu-threads)
+    whisper = WhisperModel(str(model_path(model)), device="cpu", compute_type="float32", cpu_threads=threads)
     if row == "plain loop":
         def one(path: str) -> str:
             return " ".join(s.text.strip() for s in whisper.transcribe(path, **kwargs)[0])
@@ -252,10 +253,13 @@ def _child(args: argparse.Namespace) -> int:
     return 0
 
 
-def measure_row(row: str, library: Path, sources: list[str], tmp: Path, api_url: str, model: str) -> dict[str, Any]:
+def measure_row(row: str, library: Path, sources: list[str], tmp: Path, api_url: str, model: str,
+                threads: int = 0) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(dir=tmp, prefix="row-"))
     (work / "sources.json").write_text(json.dumps(sources))
     env = {**os.environ, "PREFECT_API_URL": api_url, "PREFECT_LOGGING_LEVEL": "WARNING"}
+    if threads:  # every row's engine, ours through its worker setting, the peers through cpu_threads
+        env |= {"TRANSCRIBE_ALL_CPU_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
     command = [sys.executable, __file__, "--row", row, "--library", str(library), "--sources",
                str(work / "sources.json"), "--work", str(work), "--result", str(work / "result.json"),
                "--model", model]
@@ -269,7 +273,7 @@ def measure_row(row: str, library: Path, sources: list[str], tmp: Path, api_url:
 
 
 def asr_part(name: str, references: dict[str, str], library: Path, tmp: Path, api_url: str, rows: list[str],
-             model: str) -> tuple[str, list[dict[str, Any]]]:
+             model: str, threads: int = 0) -> tuple[str, list[dict[str, Any]]]:
     from bench.common import wer_pair
     from bench.throughput_report import table
     from tasks.media.audio import probe_duration
@@ -280,7 +284,7 @@ def asr_part(name: str, references: dict[str, str], library: Path, tmp: Path, ap
     results = []
     for row in rows:
         print(f"[{name}] {row} ...", file=sys.stderr, flush=True)
-        got = measure_row(row, library, sources, tmp, api_url, model)
+        got = measure_row(row, library, sources, tmp, api_url, model, threads)
         got |= {"row": row, "audio_s": audio_s, "speed": audio_s / got["wall_s"], "wer": wer_pair(refs, got["texts"])}
         print(f"[{name}] {row}: {got['wall_s']:.1f} s, WER {got['wer'][0]:.3f} / {got['wer'][1]:.3f}",
               file=sys.stderr, flush=True)
@@ -316,7 +320,10 @@ def header(args: argparse.Namespace, started: datetime, took_min: float, png: Pa
              "is transcribed by the row's own code path, untimed; the clock then runs over the whole library "
              "(decoding the files included). WER: ours = tasks/quality/wer.py's normaliser; Whisper norm. = "
              "OpenAI Whisper's EnglishTextNormalizer (whisper-normalizer 0.1.15, as the Open ASR leaderboard). "
-             "The machine is shared with other jobs and noisy: compare rows of this run only.")]
+             "The machine is shared with other jobs and noisy: compare rows of this run only. "
+             + (f"Every row's engine ran {args.cpu_threads} CPU thread(s) (`--cpu-threads`; ours through "
+                "TRANSCRIBE_ALL_CPU_THREADS, the peers through cpu_threads, OMP_NUM_THREADS for both)."
+                if args.cpu_threads else "Engine threads: each library's default."))]
 
 
 def main() -> int:
@@ -335,6 +342,8 @@ def main() -> int:
     parser.add_argument("--rows", default=ROWS, help=f"which ASR rows, comma-separated (default: {ROWS})")
     parser.add_argument("--peer-batches", default="4,8,16,32", help=f"{PEER} batch sizes on long files")
     parser.add_argument("--clip-peer-batches", default="8,16", help=f"{PEER} batch sizes on clips")
+    parser.add_argument("--cpu-threads", type=int, default=0,
+                        help="engine threads in every row (0: each library's default); 1 on a crowded machine")
     parser.add_argument("--model", default="tiny.en", help="tiny.en (bundled), base, or a CTranslate2 folder")
     parser.add_argument("--skip", default="", help="parts to skip: short,prompts,long,scan,writer")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
@@ -381,7 +390,8 @@ def main() -> int:
             ("long", f"Files of {','.join(s.rsplit('_', 1)[-1][:-7] for s in libraries['long'])} min (M4A)", long_rows),
         ):
             if part not in skip:
-                table, results = asr_part(name, libraries[part], args.material / part, tmp, api_url, rows, args.model)
+                table, results = asr_part(name, libraries[part], args.material / part, tmp, api_url, rows, args.model,
+                                          args.cpu_threads)
                 sections.append(table)
                 parts.append((name.split(" (")[0], results))
                 print(table + "\n", flush=True)
