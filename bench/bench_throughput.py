@@ -88,6 +88,20 @@ def subset(references: dict[str, str], count: int) -> dict[str, str]:
     return {source: references[source] for source in chosen}
 
 
+def only(library: Path, references: dict[str, str], folder: Path) -> Path:
+    """A folder holding exactly the chosen sources (hard links, else copies): the flow transcribes what a
+    folder holds, so a subset must be a folder of its own for every row to see the same files."""
+    if len(references) == sum(1 for p in library.iterdir() if p.is_file()):
+        return library
+    folder.mkdir(parents=True)
+    for source in references:
+        try:
+            os.link(library / source, folder / source)
+        except OSError:
+            shutil.copyfile(library / source, folder / source)
+    return folder
+
+
 def expand_rows(spec: str, batches: list[int]) -> list[str]:
     """`--rows` with `BatchedInferencePipeline` expanded to one row per batch size; unknown rows refused."""
     rows: list[str] = []
@@ -390,7 +404,8 @@ def main() -> int:
             ("long", f"Files of {','.join(s.rsplit('_', 1)[-1][:-7] for s in libraries['long'])} min (M4A)", long_rows),
         ):
             if part not in skip:
-                table, results = asr_part(name, libraries[part], args.material / part, tmp, api_url, rows, args.model,
+                library = only(args.material / part, libraries[part], tmp / f"library-{part}")
+                table, results = asr_part(name, libraries[part], library, tmp, api_url, rows, args.model,
                                           args.cpu_threads)
                 sections.append(table)
                 parts.append((name.split(" (")[0], results))
