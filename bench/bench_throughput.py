@@ -320,12 +320,14 @@ def sub_bench(script: str, sizes: str, tmp: Path) -> tuple[str, list[dict[str, A
 
 
 def header(args: argparse.Namespace, started: datetime, took_min: float, png: Path) -> list[str]:
-    from tasks.engines.options import defaults
+    from dataclasses import fields
+
+    from tasks.engines.options import CTranslate2Options
 
     machine = f"{args.machine}, {platform.machine()}, Python {platform.python_version()}"
     command = "python bench/bench_throughput.py " + " ".join(sys.argv[1:])
-    options = ", ".join(f"{k}={v}" for k, v in sorted(defaults("ctranslate2").items())
-                        if k in ("audio_context", "long_form", "quality_retry"))
+    options = ", ".join(f"{f.name}={f.default}" for f in fields(CTranslate2Options)
+                        if f.name in ("audio_context", "long_form", "quality_retry"))
     return [f"# transcribe-all throughput suite — {started:%Y-%m-%d %H:%M} UTC — {machine}",
             f"`{command.strip()}` — took {took_min:.0f} min. Chart: {png.name}. Measured at {args.commit}.",
             (f"Model: {args.model}, float32, greedy, English, no conditioning on previous text, in every row. "
