@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 
 def timed_run(code: Path, library: Path, out: Path, env: dict[str, str]) -> float:
@@ -62,6 +63,9 @@ def main() -> None:
     parser.add_argument("--code", type=Path, action="append", help="a checkout to run the CLI from (repeatable)")
     args = parser.parse_args()
     codes = args.code or [ROOT]
+    from bench.common import commit_stamp
+
+    print("Measured at " + "; ".join(f"{code}: {commit_stamp(code.resolve())}" for code in codes) + ".\n")
     results = {str(code): measure(code.resolve(), args.repeat) for code in codes}
     print(f"| scenario (median of {args.repeat}, s) | " + " | ".join(results) + " |")
     print("|---|" + "---|" * len(results))

@@ -158,6 +158,9 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", type=Path, help="also write the markdown here")
     args = parser.parse_args()
+    from bench.common import commit_stamp, stamped
+
+    commit = commit_stamp()
     audio = speech_48k_stereo(args.seconds)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-decode-") as tmp:
@@ -167,7 +170,7 @@ def main() -> int:
             audio_s, cpu_s = measure(path, args.repeat)
             rows.append((label, audio_s, cpu_s, path.stat().st_size))
             print(f"{label}: {audio_s / cpu_s:,.0f} audio s per core-s", file=sys.stderr, flush=True)
-    text = report(rows, args.seconds)
+    text = stamped(report(rows, args.seconds), commit)
     print(text)
     if args.out:
         args.out.write_text(text + "\n")

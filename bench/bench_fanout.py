@@ -71,8 +71,10 @@ def main() -> int:
     args = parser.parse_args()
     import pyarrow.dataset as ds
 
+    from bench.common import commit_stamp
     from tests.prefect_loopback import LoopbackPrefect
 
+    print(f"Measured at {commit_stamp()}.\n")
     tmp = Path(tempfile.mkdtemp(prefix="bench-fanout-"))
     durations = build_library(tmp / "library", args.files, args.scale, args.seed)
     prefect = LoopbackPrefect(home=tmp / "prefect").start()

@@ -47,7 +47,7 @@ class Row:
     audio_s: float
     peak_rss_mib: float
     wall_s: float
-    wer: float
+    wer: tuple[float, float]  # the project's normaliser, Whisper's (bench/common.py)
     pieces: str
     status: str
 
@@ -59,6 +59,9 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=40, help="distinct sentences to cycle through")
     parser.add_argument("--out", type=Path, help="also write the table to this markdown file")
     args = parser.parse_args()
+    from bench.common import commit_stamp
+
+    commit = commit_stamp()
     minutes = [2.0, 12.0] if args.quick else args.minutes
     work = Path(tempfile.mkdtemp(prefix="bench-long-memory-"))
     try:
@@ -70,7 +73,7 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report = (f"# Peak memory vs file length ({datetime.now(UTC):%Y-%m-%d}, {platform.node()}, "
-              f"{os.cpu_count()} cores)\n\n{table(rows)}\n")
+              f"{os.cpu_count()} cores)\n\nMeasured at {commit}.\n\n{table(rows)}\n")
     print(report)
     if args.out:
         args.out.write_text(report)
@@ -129,9 +132,9 @@ def run_row(work: Path, sentences: list[tuple[np.ndarray, str]], minutes: float)
         status, text, pieces = row["status"], row["text"] or "", row["pieces"]
     except Exception as error:  # noqa: BLE001 - a failed run is a row too
         status, text, pieces = f"no manifest: {error}; {stderr.decode()[-300:]}", "", "-"
-    from tasks.quality.wer import word_error_rate
+    from bench.common import wer_pair
 
-    result = Row(minutes, audio_s, peak.peak / 2**20, wall, word_error_rate([reference], [text]), pieces, status)
+    result = Row(minutes, audio_s, peak.peak / 2**20, wall, wer_pair([reference], [text]), pieces, status)
     shutil.rmtree(library, ignore_errors=True)
     shutil.rmtree(out, ignore_errors=True)
     return result
@@ -176,11 +179,13 @@ class PeakSampler(threading.Thread):
 
 
 def table(rows: list[Row]) -> str:
-    lines = ["| file | audio | pieces | peak RSS, whole tree | wall | RTFx | WER | status |",
-             "|---|---|---|---|---|---|---|---|"]
+    from bench.common import WER_COLUMNS, wer_cells
+
+    lines = [f"| file | audio | pieces | peak RSS, whole tree | wall | RTFx | {WER_COLUMNS} | status |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r.minutes:g} min | {r.audio_s / 60:.1f} min | {r.pieces} | {r.peak_rss_mib:,.0f} MiB | "
-                     f"{r.wall_s:,.0f} s | {r.audio_s / r.wall_s:.1f} | {r.wer:.3f} | {r.status[:80]} |")
+                     f"{r.wall_s:,.0f} s | {r.audio_s / r.wall_s:.1f} | {wer_cells(r.wer)} | {r.status[:80]} |")
     return "\n".join(lines)
 
 

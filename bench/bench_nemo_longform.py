@@ -51,12 +51,15 @@ def main() -> None:
         mode, minutes = args._row.split(":")
         print(json.dumps(run_row(args.model, mode, float(minutes), args.device)))
         return
+    from bench.common import commit_stamp, stamped
+
+    commit = commit_stamp()
     rows = [(mode, float(m)) for spec in args.rows for mode, ms in [spec.split(":")]
             for m in (args.minutes or ms).split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or build_model(Path(tmp))
         results = [run_in_subprocess(model, mode, minutes, args) for mode, minutes in rows]
-    table = render(results, args.device)
+    table = stamped(render(results, args.device), commit)
     print(table)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -36,8 +36,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import WER_COLUMNS, wer_cells, wer_pair
 from bench.material import build_prompts
-from tasks.quality.wer import word_error_rate
 
 BEFORE_REV = "87411f4"
 FILE_S, REPEATS = 270.0, 12
@@ -99,7 +99,7 @@ def main() -> int:
         inference = statistics.median(float(r[1]["inference_s"]) for r in runs)
         manifest = pd.read_parquet(runs[-1][2] / "manifest").set_index("source")
         sources = sorted(references)
-        wer = word_error_rate([references[s] for s in sources], list(manifest.loc[sources, "text"]))
+        wer = wer_pair([references[s] for s in sources], list(manifest.loc[sources, "text"]))
         flags = "; ".join(f"{s}: {', '.join(manifest.loc[s, 'quality_flags'])}" for s in sorted(references)
                           if len(manifest.loc[s, "quality_flags"]))
         results.append((label, wall, inference, wer, flags or "none"))
@@ -108,10 +108,10 @@ def main() -> int:
           f"commit {_commit(ROOT)}, before = {_commit(before)}\n")
     print(f"3 files × {FILE_S / 60:.1f} min of real recorded prompts; file2 repeats one prompt {REPEATS}×. "
           f"Median of {args.repeat}; each run a fresh CLI process.\n")
-    print("| row | CLI wall s | inference s | inference over retry off | WER | flags kept |")
-    print("|---|---|---|---|---|---|")
+    print(f"| row | CLI wall s | inference s | inference over retry off | {WER_COLUMNS} | flags kept |")
+    print("|---|---|---|---|---|---|---|")
     for label, wall, inference, wer, flags in results:
-        print(f"| {label} | {wall:.1f} | {inference:.1f} | +{inference - floor:.1f} s | {wer:.3f} | {flags} |")
+        print(f"| {label} | {wall:.1f} | {inference:.1f} | +{inference - floor:.1f} s | {wer_cells(wer)} | {flags} |")
     return 0
 
 

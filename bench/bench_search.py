@@ -88,6 +88,9 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--site-files", type=int, default=0, help="also build the site over this many files")
     args = parser.parse_args()
+    from bench.common import commit_stamp
+
+    print(f"Measured at {commit_stamp()}.")
     rng = np.random.default_rng(14)
     vocab = words(rng)
     with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:

@@ -1,34 +1,40 @@
 """The throughput suite: this pipeline against what users would run instead, then scan and manifest writer.
 
-    python bench/bench_throughput.py            # 32 min on a shared 2-core CPU (+ ~10 min to build the speech
+    python bench/bench_throughput.py            # ~35 min on a shared 2-core CPU (+ ~10 min to build the speech
                                                 # once); writes bench/results/throughput_<machine>.*
-    python bench/bench_throughput.py --quick    # small libraries, a smoke run of every row (~3 min)
+    python bench/bench_throughput.py --quick    # small libraries, a smoke run of every row (~5 min)
 
-Same files, same weights (the bundled tiny.en), same decoding (float32 on CPU, greedy, temperature 0, no
-conditioning on previous text, English), side by side in one run. Every row runs in a fresh process, so
-its peak RSS (the process and its children, sampled every 20 ms, model included) is its own:
+Same files, same weights (the bundled tiny.en, or `--model base|PATH`), same decoding (float32 on CPU,
+greedy, temperature 0, no conditioning on previous text, English), side by side in one run. Every row runs
+in a fresh process, so its peak RSS (the process and its children, sampled every 20 ms, model included) is
+its own. **One warm-up rule for every row**: in the row's process the model is loaded and one short clip
+(examples/library/meetings/standup.wav, 3.4 s) is transcribed by the row's own code path, untimed; the
+clock then runs over the whole library. Rows:
 
 - plain loop: faster-whisper `WhisperModel.transcribe(path)` per file, what most users write first;
-- faster-whisper `BatchedInferencePipeline.transcribe(path, batch_size=8)` per file;
+- faster-whisper `BatchedInferencePipeline.transcribe(path, batch_size=N)` per file, N swept (`--peer-batches`,
+  4/8/16/32 on long files; on clips, 8 and 16 by default: a clip under 30 s is one VAD chunk, a batch of one,
+  so N cannot change its work); every table compares each row with the **fastest** of the sweep;
 - transformers `pipeline("automatic-speech-recognition", batch_size=8, chunk_length_s=30)` over the list
-  of files (decoded with faster-whisper's PyAV decoder, inside the timed part as for the other rows);
+  of files (opt-in row: `--rows`);
 - transcribe-all: the whole `transcribe-library` flow — scan and hash, plan, decode ahead in worker
-  processes, VAD, packing of short clips / batched windows of long files, quality guards, JSON/SRT/VTT,
-  Parquet manifest, run metrics — on a warm Prefect API and a warm model. The WER canary, a fixed ~3 s
-  per run whatever the library's size, is off for this row.
+  processes, VAD, clips / batched windows of long files, quality guards, JSON/SRT/VTT, Parquet manifest, run
+  metrics — on a warm Prefect API. The WER canary, a fixed ~3 s per run whatever the library's size, is off.
+  `transcribe-all` is the default configuration of the checkout measured (its default engine options are
+  named in the results header); `transcribe-all audio_context=fit` and `transcribe-all --packing` are the
+  opt-in options that change what the model hears, passed as a user passes them (the flow's
+  `engine_options` / `pack_short_clips`, i.e. `--engine-option audio_context=fit` / `--packing` on the CLI).
+  Any `transcribe-all KEY=VALUE` row can be asked for with `--rows`.
 
 Three libraries, built by `bench/material.py` and cached under `--material`: `prompts`, 180 real recorded
 prompts of 2-10 s (Debian's asterisk-core-sounds-en-wav: one human voice, 8 kHz telephone WAV); and from
 festival's HTS and diphone voices at three speaking rates, with pauses, a third of the clips over noise or
 music beds: `short`, clips of 2-10 s as MP3 plus the two real recordings of Debian's pocketsphinx-testdata
-whose text is known (a voicemail or call-snippet archive); `long`, files of 3, 10 and 20 min, M4A (lectures,
-meetings). WER is scored for every row with tasks/quality/wer.py's normaliser against the known text. The
-`transcribe-all --packing` row is the opt-in packing (clips only): faster, but a clip's text then depends
-on its neighbours.
+whose text is known; `long`, files of 3, 10 and 20 min, M4A. WER is scored for every row twice: with
+tasks/quality/wer.py's normaliser and with Whisper's EnglishTextNormalizer (bench/common.py).
 
-Then `bench_scan.py` (scan files/s at 1k, 10k, 100k files, cold and incremental) and
-`bench_manifest_writer.py` (peak memory of the manifest merge at 1k, 10k, 100k files) run as they are.
-The PNG has one panel per part. Audio s / wall s is only comparable within one run of this script.
+Then `bench_scan.py` and `bench_manifest_writer.py` run as they are. The PNG has one panel per part. Audio s /
+wall s is only comparable within one run of this script: the machine is shared.
 """
 
 from __future__ import annotations
@@ -50,10 +56,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-ROWS = ("plain loop", "BatchedInferencePipeline", "transformers pipeline", "transcribe-all",
-        "transcribe-all --packing")
-LONG_ROWS = ROWS[:4]  # packing only touches clips up to 20 s
-BATCH = 8
+PEER = "BatchedInferencePipeline"
+OURS = "transcribe-all"
+ROWS = f"plain loop,{PEER},{OURS},{OURS} audio_context=fit,{OURS} --packing"
+WARMUP = ROOT / "examples" / "library" / "meetings" / "standup.wav"
+TRANSFORMERS_BATCH = 8
 
 
 # --- libraries: bench/material.py (festival voices, pauses, noise and music beds, real recordings) ---
@@ -73,70 +80,152 @@ def build_libraries(root: Path, short_count: int, long_minutes: list[float], cac
     return references
 
 
+def subset(references: dict[str, str], count: int) -> dict[str, str]:
+    """Every k-th source (sorted) so `count` remain; all of them when `count` is 0."""
+    if not count:
+        return references
+    chosen = sorted(references)[:: max(1, len(references) // count)][:count]
+    return {source: references[source] for source in chosen}
+
+
+def only(library: Path, references: dict[str, str], folder: Path) -> Path:
+    """A folder holding exactly the chosen sources (hard links, else copies): the flow transcribes what a
+    folder holds, so a subset must be a folder of its own for every row to see the same files."""
+    if len(references) == sum(1 for p in library.iterdir() if p.is_file()):
+        return library
+    folder.mkdir(parents=True)
+    for source in references:
+        try:
+            os.link(library / source, folder / source)
+        except OSError:
+            shutil.copyfile(library / source, folder / source)
+    return folder
+
+
+def expand_rows(spec: str, batches: list[int]) -> list[str]:
+    """`--rows` with `BatchedInferencePipeline` expanded to one row per batch size; unknown rows refused."""
+    rows: list[str] = []
+    for row in (r.strip() for r in spec.split(",") if r.strip()):
+        if row == PEER:
+            rows += [f"{PEER} batch {b}" for b in batches]
+        elif row in ("plain loop", "transformers pipeline", OURS) or row.startswith(f"{PEER} batch ") or (
+                row.startswith(OURS + " ") and all(t == "--packing" or "=" in t for t in row.split()[1:])):
+            rows.append(row)
+        else:
+            raise SystemExit(f"--rows: unknown row {row!r}; rows are: plain loop, {PEER}, {PEER} batch N, "
+                             f"transformers pipeline, {OURS} [--packing] [KEY=VALUE ...]")
+    return rows
+
+
 # --- one row, in its own process ----------------------------------------------------------------
 
 
-def run_row(row: str, library: Path, sources: list[str], work: Path) -> dict[str, Any]:
-    """Load (untimed), transcribe every file (timed); return wall seconds and text per source."""
-    kwargs = {"language": "en", "beam_size": 1, "temperature": 0.0, "condition_on_previous_text": False}
+def run_row(row: str, library: Path, sources: list[str], work: Path, model: str) -> dict[str, Any]:
+    """Load and warm up (untimed, the same for every row), transcribe every file (timed)."""
     paths = [str(library / s) for s in sources]
-    extra: dict[str, Any] = {}
-    if row in ("plain loop", "BatchedInferencePipeline"):
-        from faster_whisper import BatchedInferencePipeline, WhisperModel
+    if row.startswith(OURS):
+        return _run_ours(row, library, sources, work, model)
+    if row == "transformers pipeline":
+        transcribe_all = _transformers_rows(model)
+    else:
+        transcribe_all = _faster_whisper_rows(row, model)
+    transcribe_all([str(WARMUP)])  # warm-up: untimed
+    cpu, started = cpu_seconds(), time.perf_counter()
+    texts = transcribe_all(paths)
+    return {"wall_s": time.perf_counter() - started, "cpu_s": cpu_seconds() - cpu, "texts": texts}
 
-        from transcribe_all.models import bundled_whisper_ct2
 
-        model = WhisperModel(str(bundled_whisper_ct2()), device="cpu", compute_type="float32")
-        if row == "plain loop":
-            def transcribe(path: str) -> str:
-                return " ".join(s.text.strip() for s in model.transcribe(path, **kwargs)[0])
-        else:
-            batched = BatchedInferencePipeline(model)
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process, its live children and the children it has reaped:
+    steadier than wall time on a shared machine, though not immune to it."""
+    import psutil
 
-            def transcribe(path: str) -> str:
-                return " ".join(s.text.strip() for s in batched.transcribe(path, batch_size=BATCH, **kwargs)[0])
-        started = time.perf_counter()
-        texts = [transcribe(p) for p in paths]
-    elif row == "transformers pipeline":
-        import torch
-        from faster_whisper import decode_audio
-        from transformers import pipeline
+    me = psutil.Process()
+    total = sum(me.cpu_times()[:4])  # user, system, children_user, children_system
+    for child in me.children(recursive=True):
+        try:
+            total += sum(child.cpu_times()[:2])
+        except psutil.Error:
+            pass
+    return total
 
-        from transcribe_all.models import bundled_whisper_transformers
 
-        asr = pipeline("automatic-speech-recognition", model=str(bundled_whisper_transformers()),
-                       dtype=torch.float32, device="cpu")
-        started = time.perf_counter()
-        inputs = [{"raw": decode_audio(p), "sampling_rate": 16_000} for p in paths]
-        outputs = asr(inputs, batch_size=BATCH, chunk_length_s=30, generate_kwargs={"num_beams": 1})
-        texts = [o["text"].strip() for o in outputs]
-    elif row.startswith("transcribe-all"):
-        import pyarrow.dataset as ds
+def _faster_whisper_rows(row: str, model: str) -> Any:
+    from faster_whisper import BatchedInferencePipeline, WhisperModel
 
-        from flows.transcribe_library import transcribe_library
-        from tasks.engines import EngineConfig, load_transcriber
+    from bench.common import model_path
 
-        load_transcriber(EngineConfig(pack_short_clips=row.endswith("--packing")))  # warm, as the others
-        # Warm Prefect as well: the first run in a process registers both flows and builds their
-        # parameter schemas (~2 s here), a once-per-process cost like loading the model.
-        (work / "warmup").mkdir()
-        shutil.copy(ROOT / "examples" / "library" / "meetings" / "standup.wav", work / "warmup")
-        transcribe_library(source=str(work / "warmup"), out=str(work / "warmup-out"), canary="off",
-                           pack_short_clips=row.endswith("--packing"))
-        started = time.perf_counter()
-        # The WER canary (6 example clips, ~3 s here) is a fixed cost per run, not per file: left out.
-        metrics = transcribe_library(source=str(library), out=str(work / "out"), canary="off",
-                                     pack_short_clips=row.endswith("--packing"))
-        wall = time.perf_counter() - started
-        rows = ds.dataset(work / "out" / "manifest", partitioning="hive").to_table(columns=["source", "text"])
-        by_source = {r["source"]: r["text"] or "" for r in rows.to_pylist()}
-        texts = [by_source.get(s, "") for s in sources]
-        extra = {"files_ok": metrics.files_ok, "decode_wait_s": metrics.decode_s,
-                 "inference_s": metrics.inference_s, "write_s": metrics.write_s, "scan_s": metrics.scan_s}
-        return {"wall_s": wall, "texts": texts, **extra}
+    kwargs = {"language": "en", "beam_size": 1, "temperature": 0.0, "condition_on_previous_text": False}
+    threads = int(os.environ.get("TRANSCRIBE_ALL_CPU_THREADS", "0"))  # the same for every row (--cpu-threads)
+    whisper = WhisperModel(str(model_path(model)), device="cpu", compute_type="float32", cpu_threads=threads)
+    if row == "plain loop":
+        def one(path: str) -> str:
+            return " ".join(s.text.strip() for s in whisper.transcribe(path, **kwargs)[0])
+    elif row.startswith(f"{PEER} batch "):
+        batched, batch = BatchedInferencePipeline(whisper), int(row.split()[-1])
+
+        def one(path: str) -> str:
+            return " ".join(s.text.strip() for s in batched.transcribe(path, batch_size=batch, **kwargs)[0])
     else:
         raise SystemExit(f"--row: unknown row {row!r}")
-    return {"wall_s": time.perf_counter() - started, "texts": texts}
+    return lambda paths: [one(p) for p in paths]
+
+
+def _transformers_rows(model: str) -> Any:
+    import torch
+    from faster_whisper import decode_audio
+    from transformers import pipeline
+
+    from transcribe_all.models import bundled_whisper_transformers
+
+    if model != "tiny.en":
+        raise SystemExit("the transformers pipeline row runs the bundled tiny.en only")
+    asr = pipeline("automatic-speech-recognition", model=str(bundled_whisper_transformers()),
+                   dtype=torch.float32, device="cpu")
+
+    def transcribe(paths: list[str]) -> list[str]:
+        inputs = [{"raw": decode_audio(p), "sampling_rate": 16_000} for p in paths]  # decoding is timed too
+        outputs = asr(inputs, batch_size=TRANSFORMERS_BATCH, chunk_length_s=30, generate_kwargs={"num_beams": 1})
+        return [o["text"].strip() for o in outputs]
+
+    return transcribe
+
+
+def ours_parameters(row: str, model: str) -> dict[str, Any]:
+    """The flow parameters a user passes for this row (`--packing`, `--engine-option KEY=VALUE`)."""
+    from bench.common import model_path
+
+    words = row.split()[1:]
+    options = dict(w.split("=", 1) for w in words if "=" in w)
+    parameters: dict[str, Any] = {"canary": "off", "pack_short_clips": "--packing" in words}
+    if options:
+        parameters["engine_options"] = options
+    if model in ("base", "whisper-base"):
+        parameters |= {"model": "whisper-base", "language": "en"}  # as a user names it
+    elif model != "tiny.en":
+        parameters |= {"model": str(model_path(model)), "language": "en"}
+    return parameters
+
+
+def _run_ours(row: str, library: Path, sources: list[str], work: Path, model: str) -> dict[str, Any]:
+    import pyarrow.dataset as ds
+
+    from flows.transcribe_library import transcribe_library
+
+    parameters = ours_parameters(row, model)
+    # Warm-up: the first run in a process loads the model, registers both flows and builds their parameter
+    # schemas (~2 s here), once-per-process costs like the peers' model load and first call.
+    (work / "warmup").mkdir()
+    shutil.copy(WARMUP, work / "warmup")
+    transcribe_library(source=str(work / "warmup"), out=str(work / "warmup-out"), **parameters)
+    cpu, started = cpu_seconds(), time.perf_counter()
+    metrics = transcribe_library(source=str(library), out=str(work / "out"), **parameters)
+    wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+    rows = ds.dataset(work / "out" / "manifest", partitioning="hive").to_table(columns=["source", "text"])
+    by_source = {r["source"]: r["text"] or "" for r in rows.to_pylist()}
+    return {"wall_s": wall, "cpu_s": cpu, "texts": [by_source.get(s, "") for s in sources],
+            "files_ok": metrics.files_ok, "decode_wait_s": metrics.decode_s, "inference_s": metrics.inference_s,
+            "write_s": metrics.write_s, "scan_s": metrics.scan_s}
 
 
 class PeakRss:
@@ -172,18 +261,22 @@ class PeakRss:
 def _child(args: argparse.Namespace) -> int:
     sampler = PeakRss()
     sources = json.loads(Path(args.sources).read_text())
-    result = run_row(args.row, Path(args.library), sources, Path(args.work))
+    result = run_row(args.row, Path(args.library), sources, Path(args.work), args.model)
     result["peak_rss_mib"] = sampler.stop()
     Path(args.result).write_text(json.dumps(result))
     return 0
 
 
-def measure_row(row: str, library: Path, sources: list[str], tmp: Path, api_url: str) -> dict[str, Any]:
+def measure_row(row: str, library: Path, sources: list[str], tmp: Path, api_url: str, model: str,
+                threads: int = 0) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(dir=tmp, prefix="row-"))
     (work / "sources.json").write_text(json.dumps(sources))
     env = {**os.environ, "PREFECT_API_URL": api_url, "PREFECT_LOGGING_LEVEL": "WARNING"}
+    if threads:  # every row's engine, ours through its worker setting, the peers through cpu_threads
+        env |= {"TRANSCRIBE_ALL_CPU_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
     command = [sys.executable, __file__, "--row", row, "--library", str(library), "--sources",
-               str(work / "sources.json"), "--work", str(work), "--result", str(work / "result.json")]
+               str(work / "sources.json"), "--work", str(work), "--result", str(work / "result.json"),
+               "--model", model]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{row} failed:\n{done.stderr[-3000:]}")
@@ -193,10 +286,11 @@ def measure_row(row: str, library: Path, sources: list[str], tmp: Path, api_url:
 # --- the suite -----------------------------------------------------------------------------------
 
 
-def asr_table(name: str, references: dict[str, str], library: Path, tmp: Path, api_url: str,
-              rows: tuple[str, ...]) -> tuple[str, list[dict[str, Any]]]:
+def asr_part(name: str, references: dict[str, str], library: Path, tmp: Path, api_url: str, rows: list[str],
+             model: str, threads: int = 0) -> tuple[str, list[dict[str, Any]]]:
+    from bench.common import wer_pair
+    from bench.throughput_report import table
     from tasks.media.audio import probe_duration
-    from tasks.quality.wer import word_error_rate
 
     sources = sorted(references)
     refs = [references[s] for s in sources]
@@ -204,29 +298,14 @@ def asr_table(name: str, references: dict[str, str], library: Path, tmp: Path, a
     results = []
     for row in rows:
         print(f"[{name}] {row} ...", file=sys.stderr, flush=True)
-        got = measure_row(row, library, sources, tmp, api_url)
-        got |= {"row": row, "audio_s": audio_s, "speed": audio_s / got["wall_s"],
-                "wer": word_error_rate(refs, got["texts"])}
+        got = measure_row(row, library, sources, tmp, api_url, model, threads)
+        got |= {"row": row, "audio_s": audio_s, "speed": audio_s / got["wall_s"], "wer": wer_pair(refs, got["texts"])}
+        print(f"[{name}] {row}: {got['wall_s']:.1f} s, WER {got['wer'][0]:.3f} / {got['wer'][1]:.3f}",
+              file=sys.stderr, flush=True)
         results.append(got)
-    loop = next((r for r in results if r["row"] == "plain loop"), results[0])
     heading = (f"**{name}**: {len(sources)} files, {audio_s / 60:.1f} min of audio "
                f"({audio_s / len(sources):.1f} s per file on average)")
-    lines = [heading, "",
-             "| | wall s | audio s / wall s | × plain loop | WER | peak RSS MiB |", "|---|---|---|---|---|---|"]
-    for r in results:
-        lines.append(f"| {r['row']} | {r['wall_s']:.1f} | {r['speed']:.1f} | {r['speed'] / loop['speed']:.2f} | "
-                     f"{r['wer']:.3f} | {r['peak_rss_mib']:.0f} |")
-    ours = next((r for r in results if r["row"] == "transcribe-all"), None)
-    peer = next((r for r in results if r["row"] == "BatchedInferencePipeline"), None)
-    if ours and peer:
-        ratio = ours["speed"] / peer["speed"]
-        lines += ["", f"transcribe-all ÷ BatchedInferencePipeline (batch {BATCH}): {ratio:.2f}×."]
-    if ours:
-        stages = (f"transcribe-all stage seconds: scan {ours['scan_s']:.2f}, model waiting on decode "
-                  f"{ours['decode_wait_s']:.2f}, inference {ours['inference_s']:.1f}, write {ours['write_s']:.2f}"
-                  f" ({ours['files_ok']} files ok).")
-        lines += ["", stages]
-    return "\n".join(lines), results
+    return table(heading, results), results
 
 
 def sub_bench(script: str, sizes: str, tmp: Path) -> tuple[str, list[dict[str, Any]]]:
@@ -240,53 +319,27 @@ def sub_bench(script: str, sizes: str, tmp: Path) -> tuple[str, list[dict[str, A
     return done.stdout.strip(), json.loads(rows_path.read_text())
 
 
-def chart(path: Path, short: list[dict[str, Any]], prompts: list[dict[str, Any]], long: list[dict[str, Any]],
-          scan: list[dict[str, Any]], writer: list[dict[str, Any]], title: str) -> None:
-    import matplotlib
+def header(args: argparse.Namespace, started: datetime, took_min: float, png: Path) -> list[str]:
+    from dataclasses import fields
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from tasks.engines.options import CTranslate2Options
 
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
-    ax = axes[0]
-    width = 0.27
-    groups = (("clips < 10 s", short), ("real recorded prompts < 10 s", prompts), ("several-minute files", long))
-    for offset, (label, results) in zip((-width, 0.0, width), groups, strict=True):
-        if not results:
-            continue
-        xs = [i + offset for i in range(len(results))]
-        bars = ax.bar(xs, [r["speed"] for r in results], width, label=label)
-        ax.bar_label(bars, labels=[f"WER {r['wer']:.2f}" for r in results], fontsize=7, rotation=90, padding=2)
-    names = [r["row"] for r in max(short, prompts, long, key=len)]
-    ax.set_xticks(range(len(names)), [n.replace(" ", "\n", 1) for n in names], fontsize=8)
-    tallest = max((r["speed"] for r in short + prompts + long), default=1.0)
-    ax.set_ylim(top=tallest * 1.3)  # room for the WER labels
-    ax.set_ylabel("audio seconds per wall second")
-    ax.set_title("ASR throughput (same weights and decoding)")
-    ax.legend(fontsize=8)
-    ax = axes[1]
-    if scan:
-        files = [r["files"] for r in scan]
-        ax.plot(files, [r["cold_files_per_s"] for r in scan], "o-", label="cold (hash + probe)")
-        ax.plot(files, [r["warm_files_per_s"] for r in scan], "s-", label="incremental (unchanged)")
-        ax.axhline(2000, color="grey", linestyle=":", label="target 2,000 files/s")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.legend(fontsize=8)
-    ax.set_xlabel("files")
-    ax.set_ylabel("files per second")
-    ax.set_title("library scan")
-    ax = axes[2]
-    if writer:
-        ax.plot([r["files"] for r in writer], [r["peak_rss_mib"] for r in writer], "o-")
-        ax.set_xscale("log")
-        ax.set_ylim(bottom=0)
-    ax.set_xlabel("files in the run")
-    ax.set_ylabel("peak RSS over baseline, MiB")
-    ax.set_title("manifest merge memory")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    machine = f"{args.machine}, {platform.machine()}, Python {platform.python_version()}"
+    command = "python bench/bench_throughput.py " + " ".join(sys.argv[1:])
+    options = ", ".join(f"{f.name}={f.default}" for f in fields(CTranslate2Options)
+                        if f.name in ("audio_context", "long_form", "quality_retry"))
+    return [f"# transcribe-all throughput suite — {started:%Y-%m-%d %H:%M} UTC — {machine}",
+            f"`{command.strip()}` — took {took_min:.0f} min. Chart: {png.name}. Measured at {args.commit}.",
+            (f"Model: {args.model}, float32, greedy, English, no conditioning on previous text, in every row. "
+             f"The `{OURS}` row is this checkout's default configuration (CTranslate2 engine defaults: {options}). "
+             "Warm-up, the same for every row: in the row's own process the model is loaded and one 3.4 s clip "
+             "is transcribed by the row's own code path, untimed; the clock then runs over the whole library "
+             "(decoding the files included). WER: ours = tasks/quality/wer.py's normaliser; Whisper norm. = "
+             "OpenAI Whisper's EnglishTextNormalizer (whisper-normalizer 0.1.15, as the Open ASR leaderboard). "
+             "The machine is shared with other jobs and noisy: compare rows of this run only. "
+             + (f"Every row's engine ran {args.cpu_threads} CPU thread(s) (`--cpu-threads`; ours through "
+                "TRANSCRIBE_ALL_CPU_THREADS, the peers through cpu_threads, OMP_NUM_THREADS for both)."
+                if args.cpu_threads else "Engine threads: each library's default."))]
 
 
 def main() -> int:
@@ -294,80 +347,81 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small libraries and sizes: a smoke run")
     parser.add_argument("--short", type=int, default=80, help="synthetic clips of 2-10 s (+ 2 real recordings)")
     parser.add_argument("--long-minutes", default="3,10,20", help="one long file per entry, minutes")
+    parser.add_argument("--prompts", type=int, default=0, help="every k-th real prompt so this many remain; 0: all")
+    parser.add_argument("--clips", type=int, default=0, help="every k-th festival clip so this many remain; 0: all")
+    parser.add_argument("--long-files", type=int, default=0, help="the N shortest long files only; 0: all")
     parser.add_argument("--material", type=Path, default=Path(tempfile.gettempdir()) / "transcribe-all-bench-speech",
                         help="where the libraries are built (reused when they match)")
     parser.add_argument("--festival-cache", type=Path, default=Path(tempfile.gettempdir()) / "transcribe-all-festival",
                         help="synthesised sentences, shared by every library")
     parser.add_argument("--sizes", default="1000,10000,100000", help="scan and manifest sizes")
-    parser.add_argument("--rows", default=",".join(ROWS), help="which ASR rows, comma-separated")
+    parser.add_argument("--rows", default=ROWS, help=f"which ASR rows, comma-separated (default: {ROWS})")
+    parser.add_argument("--peer-batches", default="4,8,16,32", help=f"{PEER} batch sizes on long files")
+    parser.add_argument("--clip-peer-batches", default="8,16", help=f"{PEER} batch sizes on clips")
+    parser.add_argument("--cpu-threads", type=int, default=0,
+                        help="engine threads in every row (0: each library's default); 1 on a crowded machine")
+    parser.add_argument("--model", default="tiny.en", help="tiny.en (bundled), base, or a CTranslate2 folder")
     parser.add_argument("--skip", default="", help="parts to skip: short,prompts,long,scan,writer")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--machine", default=f"{os.cpu_count()}-core CPU", help="for the file name and title")
-    parser.add_argument("--row", help=argparse.SUPPRESS)
-    parser.add_argument("--library", help=argparse.SUPPRESS)
-    parser.add_argument("--sources", help=argparse.SUPPRESS)
-    parser.add_argument("--work", help=argparse.SUPPRESS)
-    parser.add_argument("--result", help=argparse.SUPPRESS)
+    for hidden in ("--row", "--library", "--sources", "--work", "--result"):
+        parser.add_argument(hidden, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.row:
         return _child(args)
+    from bench.common import commit_stamp
+
+    args.commit = commit_stamp()  # before anything is written
     if args.quick:
         args.short, args.long_minutes, args.sizes = 12, "1.5", "1000,10000"
         args.material = args.material.with_name(args.material.name + "-quick")
-    rows = tuple(r.strip() for r in args.rows.split(",") if r.strip())
-    unknown = set(rows) - set(ROWS)
-    if unknown:
-        parser.error(f"--rows: unknown {sorted(unknown)}; choose from {', '.join(ROWS)}")
+    clip_rows = expand_rows(args.rows, [int(b) for b in args.clip_peer_batches.split(",")])
+    long_rows = [r for r in expand_rows(args.rows, [int(b) for b in args.peer_batches.split(",")])
+                 if "--packing" not in r.split()]  # packing only touches clips up to 20 s
     skip = set(filter(None, args.skip.split(",")))
     os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="bench-prefect-"))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
+    from bench.throughput_report import chart
+
     started = datetime.now(UTC)
     sections: list[str] = []
-    short: list[dict[str, Any]] = []
-    prompts: list[dict[str, Any]] = []
-    long: list[dict[str, Any]] = []
+    parts: list[tuple[str, list[dict[str, Any]]]] = []
     with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp_name, \
             prefect_test_harness(server_startup_timeout=120):
         tmp = Path(tmp_name)
         api_url = str(PREFECT_API_URL.value())
-        minutes = [float(m) for m in args.long_minutes.split(",")]
-        libraries = build_libraries(args.material, args.short, minutes, args.festival_cache)
-        if "short" not in skip:
-            table, short = asr_table("Clips of 2-10 s (MP3; festival voices, 2 real recordings)",
-                                     libraries["short"], args.material / "short", tmp, api_url, rows)
-            sections.append(table)
-            print(table + "\n", flush=True)
-        if "prompts" not in skip:
-            name = "Real recorded prompts of 2-10 s (asterisk-core-sounds-en: one human voice, 8 kHz WAV)"
-            table, prompts = asr_table(name, libraries["prompts"], args.material / "prompts", tmp, api_url, rows)
-            sections.append(table)
-            print(table + "\n", flush=True)
-        if "long" not in skip:
-            long_rows = tuple(r for r in rows if r in LONG_ROWS)
-            table, long = asr_table(f"Files of {args.long_minutes} min (M4A)", libraries["long"],
-                                    args.material / "long", tmp, api_url, long_rows)
-            sections.append(table)
-            print(table + "\n", flush=True)
+        libraries = build_libraries(args.material, args.short, [float(m) for m in args.long_minutes.split(",")],
+                                    args.festival_cache)
+        libraries["prompts"] = subset(libraries["prompts"], args.prompts)
+        libraries["short"] = subset(libraries["short"], args.clips)
+        shortest = sorted(libraries["long"], key=lambda s: float(s.rsplit("_", 1)[-1].removesuffix("min.m4a")))
+        libraries["long"] = {s: libraries["long"][s] for s in shortest[: args.long_files or len(shortest)]}
+        for part, name, rows in (
+            ("short", "Clips of 2-10 s (MP3; festival voices, 2 real recordings)", clip_rows),
+            ("prompts", "Real recorded prompts of 2-10 s (asterisk-core-sounds-en: one human voice, 8 kHz WAV)",
+             clip_rows),
+            ("long", f"Files of {','.join(s.rsplit('_', 1)[-1][:-7] for s in libraries['long'])} min (M4A)", long_rows),
+        ):
+            if part not in skip:
+                library = only(args.material / part, libraries[part], tmp / f"library-{part}")
+                table, results = asr_part(name, libraries[part], library, tmp, api_url, rows, args.model,
+                                          args.cpu_threads)
+                sections.append(table)
+                parts.append((name.split(" (")[0], results))
+                print(table + "\n", flush=True)
         scan_table, scan = sub_bench("bench_scan.py", args.sizes, tmp) if "scan" not in skip else ("", [])
         writer_table, writer = (sub_bench("bench_manifest_writer.py", args.sizes, tmp) if "writer" not in skip
                                 else ("", []))
-    for table in (scan_table, writer_table):
-        if table:
-            sections.append(table)
-            print(table + "\n", flush=True)
-    machine = f"{args.machine}, {platform.machine()}, Python {platform.python_version()}"
-    title = f"transcribe-all throughput suite — {started:%Y-%m-%d %H:%M} UTC — {machine}"
+    sections += [t for t in (scan_table, writer_table) if t]
     slug = args.machine.lower().replace(" ", "-").replace(",", "")
     args.results.mkdir(parents=True, exist_ok=True)
     png = args.results / f"throughput_{slug}{'_quick' if args.quick else ''}.png"
-    chart(png, short, prompts, long, scan, writer, title)
-    command = "python bench/bench_throughput.py " + " ".join(sys.argv[1:])
-    took = (datetime.now(UTC) - started).seconds / 60
-    report = "\n\n".join([f"# {title}", f"`{command.strip()}` — took {took:.0f} min. Chart: {png.name}", *sections])
-    png.with_suffix(".md").write_text(report + "\n")
+    head = header(args, started, (datetime.now(UTC) - started).seconds / 60, png)
+    chart(png, parts, scan, writer, head[0].removeprefix("# "))
+    png.with_suffix(".md").write_text("\n\n".join([*head, *sections]) + "\n")
     print(f"wrote {png.with_suffix('.md')} and {png}")
     return 0
 

@@ -47,12 +47,15 @@ def main() -> int:
     if args.row is not None:
         print(json.dumps(_run_row(args)))
         return 0
+    from bench.common import commit_stamp, stamped
+
+    commit = commit_stamp()
     rows = []
     for index, (label, *_rest) in enumerate(ROWS):
         result = _in_subprocess(args, index)
         rows.append((label, result))
         print(f"{label}: {result}", file=sys.stderr)
-    table = _table(args, rows)
+    table = stamped(_table(args, rows), commit)
     print(table)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -212,8 +215,9 @@ def _source_name(path: Path) -> str:
     return str(resolved.relative_to(library)) if resolved.is_relative_to(library) else str(path)
 
 
-def _wer(references: str, sources: list[str], texts: list[str]) -> float | None:
-    import jiwer
+def _wer(references: str, sources: list[str], texts: list[str]) -> list[float] | None:
+    """WER after the project's normaliser and after Whisper's (bench/common.py)."""
+    from bench.common import wer_pair
 
     if not Path(references).exists():
         return None
@@ -222,10 +226,7 @@ def _wer(references: str, sources: list[str], texts: list[str]) -> float | None:
     pairs = [(truth[s], t) for s, t in zip(sources, texts, strict=True) if s in truth]
     if not pairs:
         return None
-    norm = jiwer.Compose(
-        [jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip()]
-    )
-    return float(jiwer.wer([norm(r) for r, _ in pairs], [norm(h) for _, h in pairs]))
+    return list(wer_pair([r for r, _ in pairs], [h for _, h in pairs]))
 
 
 def _rss_peak_bytes() -> int:
@@ -254,17 +255,18 @@ def _table(args: argparse.Namespace, rows: list[tuple[str, dict[str, object]]]) 
             f"{audio_s:.1f} s of audio, median of {args.repeat} runs after a warm-up."
         ),
         "",
-        "| row | RTFx | peak memory (MiB) | WER |",
-        "| --- | ---: | ---: | ---: |",
+        "| row | RTFx | peak memory (MiB) | WER (ours) | WER (Whisper norm.) |",
+        "| --- | ---: | ---: | ---: | ---: |",
     ]
     peak_name = "GPU allocated" if device == "cuda" else "RSS"
     lines[2] = lines[2].replace("peak memory", f"peak {peak_name}")
     for label, result in rows:
         if "na" in result or "error" in result:
             note = f"n/a ({result.get('na') or result.get('error')})"
-            lines.append(f"| {label} | {note} | n/a | n/a |")
+            lines.append(f"| {label} | {note} | n/a | n/a | n/a |")
         else:
-            wer = "n/a" if result["wer"] is None else f"{float(result['wer']):.3f}"  # type: ignore[arg-type]
+            pair = result["wer"]
+            wer = "n/a | n/a" if not isinstance(pair, list) else f"{pair[0]:.3f} | {pair[1]:.3f}"
             lines.append(
                 f"| {label} | {float(result['rtfx']):.2f} | {float(result['peak_mib']):.0f} | {wer} |"
             )  # type: ignore[arg-type]

@@ -1,36 +1,43 @@
-"""The GPU check: the transformers engine's ablation on Whisper large-v3 and large-v3-turbo geometry.
+"""The GPU check: the project's own engines on Whisper large-v3 and large-v3-turbo geometry, random weights.
 
-One prepared script for a machine with torch, transformers and CUDA and nothing else (no network,
-no weights, no prefect): each model is built from a `WhisperConfig` with random weights, with a
-synthetic byte-level tokenizer of the English Whisper layout, and every window decodes exactly
-`--tokens` tokens (min_new_tokens = max_new_tokens), so the rows time the same work. Rows, as in
-bench/bench_transformers_ablation.py (which needs real weights), each adding one change:
+One prepared script for a machine with torch, transformers and CUDA and nothing else (no network, no
+weights, no prefect): each model is built from a `WhisperConfig` with random weights and a synthetic
+byte-level tokenizer of the English Whisper layout, saved to a folder, and loaded from it by the project's
+engine — `tasks/engines/transformers_whisper.py`'s `TransformersWhisper` (and, where `ctranslate2` and
+`faster_whisper` import, the CTranslate2 engine on the same weights, converted). Each row calls the engine's
+own `transcribe(clips)`: its features, batching by length, dtype, attention choice and auto batch size (from
+free GPU memory, `tasks/engines/hardware.py`), timestamps and, for long files, word times and stitching.
 
-    pipeline() fp32 batch 1 eager → direct AutoModelForSpeechSeq2Seq → float16 → sdpa
-    (flash_attention_2 when flash-attn imports) → dynamic batching (batch from free memory)
+Token counts are fixed to what real speech gives (~100-150 tokens per 30 s window): the saved generation
+config sets `min_new_tokens = max_new_tokens = --tokens` (default 128), so random weights cannot stop at the
+first step nor run to 448; the CTranslate2 row caps `max_length` and suppresses end-of-text to the same
+count. The rows report the tokens per window they really generated. Timestamp tokens are off in the
+transformers rows (the engine's own `timestamps=False`): with random weights Whisper's timestamp rule
+fires at every step (1,501 near-uniform timestamp logits outweigh any one text token), so a window would
+decode nothing but timestamps and re-seek; left out is that rule's per-step logits processor. Rows, each
+changing one thing:
 
-RTFx = audio seconds / wall seconds (after one warm-up window), peak GPU memory
-(`torch.cuda.max_memory_allocated`), GPU utilisation sampled every 0.2 s while the row runs
-(pynvml if it imports, else nvidia-smi, else n/a). Random weights: cost, not accuracy (no WER).
+    pipeline() fp32 batch 1 eager (what a first script does) → engine fp32 eager batch 1 → float16 →
+    sdpa (flash_attention_2 when flash-attn imports) → batch from free memory → bfloat16 →
+    long files (5 min each: windows with word times and stitching) → CTranslate2 engine (if it imports)
 
-    python bench/gpu_check.py --out bench/results/gpu_check_h200.md      # meant for ≤ 8 min on one H100/H200
-                                                                         # (not yet run on one)
-    python bench/gpu_check.py --smoke --out bench/results/gpu_check_smoke_cpu.md   # tiny geometry on CPU:
-                                                                                   # ~1 min of CPU time
+RTFx = audio seconds / wall seconds after one untimed warm-up call of the same row, peak GPU memory
+(`torch.cuda.max_memory_allocated`), GPU utilisation sampled every 0.2 s (pynvml, else nvidia-smi, else
+n/a). Random weights: cost, not accuracy (no WER). Batch-1 rows run `--b1-windows` windows, the others
+`--windows`.
 
-The vocabulary is 51,864 (English layout) for both geometries, 2 tokens fewer than large-v3's: the
-cost difference is nil. Windows are 30 s of noise (content does not matter with random weights).
+    bash bench/gpu_check.sh                                  # on a lent H100/H200: ≤ 8 min, table to $OUT
+    python bench/gpu_check.py --smoke --out bench/results/gpu_check_smoke_cpu.md   # tiny geometry on CPU
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import platform
-import shutil
-import subprocess
 import sys
-import threading
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,269 +47,237 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-GEOMETRIES = {  # d_model, encoder/decoder layers, heads, ffn, mel bins
-    "whisper-large-v3": {"d_model": 1280, "encoder_layers": 32, "decoder_layers": 32, "heads": 20, "ffn": 5120,
-                         "mels": 128},
-    "whisper-large-v3-turbo": {"d_model": 1280, "encoder_layers": 32, "decoder_layers": 4, "heads": 20, "ffn": 5120,
-                               "mels": 128},
-    "smoke (tiny)": {"d_model": 64, "encoder_layers": 2, "decoder_layers": 2, "heads": 2, "ffn": 128, "mels": 80},
-}
-ROWS = ("pipeline() fp32, batch 1, eager", "+ direct AutoModelForSpeechSeq2Seq", "+ float16",
-        "+ sdpa / flash_attention_2", "+ dynamic batching")
-SOT, EOT, NO_TIMESTAMPS, VOCAB = 50257, 50256, 50362, 51864  # the English Whisper layout
+from bench.gpu_model import GEOMETRIES, Utilisation, convert_ct2, save_model
+
+
+@dataclass(frozen=True)
+class Spec:
+    label: str
+    kind: str  # pipeline | transformers | ctranslate2
+    dtype: str = "float32"
+    attention: str = "eager"
+    batch: int = 1  # 0: the engine's auto batch size
+    long: bool = False
 
 
 @dataclass
 class Row:
     label: str
+    note: str = ""
+    batch: str = "1"
     rtfx: float | None = None
+    tokens: float | None = None
     peak_mib: float | None = None
     util: str = "n/a"
-    batch: int = 1
-    note: str = ""
 
 
-def tokenizer_and_processor(mels: int) -> Any:
-    """A byte-level Whisper tokenizer with the English layout, built in memory (no download)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import WhisperFeatureExtractor, WhisperProcessor, WhisperTokenizerFast
-
-    chars = _byte_chars()
-    vocab = {c: i for i, c in enumerate(chars)}
-    for i in range(len(chars), EOT):  # fillers: unique two-character byte strings
-        vocab[chars[i // 256] + chars[i % 256]] = i
-    core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    core.decoder = decoders.ByteLevel()
-    specials = ["<|endoftext|>", "<|startoftranscript|>", *[f"<|l{k}|>" for k in range(99)], "<|translate|>",
-                "<|transcribe|>", "<|startoflm|>", "<|startofprev|>", "<|nocaptions|>", "<|notimestamps|>"]
-    tokenizer = WhisperTokenizerFast(tokenizer_object=core, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
-                                     unk_token="<|endoftext|>", pad_token="<|endoftext|>")
-    tokenizer.add_special_tokens({"additional_special_tokens": specials[1:]})
-    tokenizer.add_tokens([f"<|{i * 0.02:.2f}|>" for i in range(1501)])
-    assert len(tokenizer) == VOCAB and tokenizer.convert_tokens_to_ids("<|notimestamps|>") == NO_TIMESTAMPS
-    extractor = WhisperFeatureExtractor(feature_size=mels, sampling_rate=16_000, hop_length=160, chunk_length=30,
-                                        n_fft=400)
-    return WhisperProcessor(feature_extractor=extractor, tokenizer=tokenizer)
+def specs(cuda: bool) -> list[Spec]:
+    half = "float16" if cuda else "float32"  # float16 needs CUDA: on CPU those rows stay float32
+    fast = _fast_attention(cuda)
+    return [
+        Spec("pipeline() fp32, batch 1, eager", "pipeline"),
+        Spec("engine (TransformersWhisper), fp32, batch 1, eager", "transformers"),
+        Spec("+ float16" + ("" if cuda else " (needs CUDA: float32 here)"), "transformers", half),
+        Spec(f"+ {fast}", "transformers", half, fast),
+        Spec("+ batch from free memory", "transformers", half, fast, 0),
+        Spec("same, bfloat16", "transformers", "bfloat16", fast, 0),
+        Spec("long files (word times, stitching)", "transformers", half, fast, 0, True),
+        Spec(f"CTranslate2 engine, {half}, batch from free memory", "ctranslate2", half, "its own kernels", 0),
+    ]
 
 
-def _byte_chars() -> list[str]:
-    """GPT-2's byte-level alphabet: one printable character per byte value."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    chars, extra = {}, 0
-    for byte in range(256):
-        if byte in printable:
-            chars[byte] = chr(byte)
-        else:
-            chars[byte] = chr(256 + extra)
-            extra += 1
-    return [chars[b] for b in range(256)]
+def _fast_attention(cuda: bool) -> str:
+    from tasks.engines.hardware import choose_attention
+
+    return choose_attention(cuda)
 
 
-def build_model(geometry: dict[str, int], dtype: Any, attention: str, device: str) -> Any:
-    import torch
-    from transformers import GenerationConfig, WhisperConfig, WhisperForConditionalGeneration
+def run_spec(spec: Spec, folder: Path, windows: int, args: argparse.Namespace, device: str) -> Row:
+    import numpy as np
 
-    ids = {"decoder_start_token_id": SOT, "eos_token_id": EOT, "pad_token_id": EOT, "bos_token_id": EOT}
-    config = WhisperConfig(
-        vocab_size=VOCAB, num_mel_bins=geometry["mels"], d_model=geometry["d_model"],
-        encoder_layers=geometry["encoder_layers"], decoder_layers=geometry["decoder_layers"],
-        encoder_attention_heads=geometry["heads"], decoder_attention_heads=geometry["heads"],
-        encoder_ffn_dim=geometry["ffn"], decoder_ffn_dim=geometry["ffn"], begin_suppress_tokens=None, **ids,
-    )
-    config._attn_implementation = attention
-    torch.manual_seed(0)
-    with torch.device(device):
-        model = WhisperForConditionalGeneration(config).to(dtype).eval()
-    model.generation_config = GenerationConfig(**ids, max_length=448, no_timestamps_token_id=NO_TIMESTAMPS,
-                                               is_multilingual=False, return_timestamps=False)
-    return model
+    from tasks.records import Clip
 
-
-class Utilisation:
-    """GPU utilisation sampled every 0.2 s in a thread: pynvml, else nvidia-smi, else nothing."""
-
-    def __init__(self, device: str) -> None:
-        self.samples: list[float] = []
-        self._read = _utilisation_reader() if device == "cuda" else None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while self._read is not None and not self._stop.wait(0.2):
-            value = self._read()
-            if value is not None:
-                self.samples.append(value)
-
-    def stop(self) -> str:
-        self._stop.set()
-        self._thread.join()
-        if not self.samples:
-            return "n/a"
-        return f"{sum(self.samples) / len(self.samples):.0f} % mean, {max(self.samples):.0f} % max"
-
-
-def _utilisation_reader() -> Any:
+    long_s = args.long_s
+    seconds = [long_s] * max(1, round(windows * 30 / long_s)) if spec.long else [30.0] * windows
+    row = Row(spec.label + (f", {len(seconds)} × {long_s / 60:g} min" if spec.long else ""),
+              f"{spec.dtype}, {spec.attention}")
+    rng = np.random.default_rng(0)
+    clips = [Clip(f"c{i}", rng.normal(0, 0.05, int(16_000 * s)).astype(np.float32)) for i, s in enumerate(seconds)]
+    torch = _cuda_sync(device)
+    if torch is not None:
+        gc.collect()
+        torch.cuda.empty_cache()  # the previous row's model is gone: free memory is this row's to size batches
     try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        handle = pynvml.nvmlDeviceGetHandleByIndex(0)
-        return lambda: float(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu)
-    except Exception:  # noqa: BLE001, S110 - absent or no driver: try nvidia-smi
-        pass
-    if shutil.which("nvidia-smi") is None:
-        return None
-
-    def smi() -> float | None:
-        done = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", "-i", "0"],
-                              capture_output=True, text=True, check=False)
-        try:
-            return float(done.stdout.strip().splitlines()[0])
-        except (ValueError, IndexError):
-            return None
-
-    return smi
-
-
-def attention_for(device: str) -> str:
-    if device == "cuda":
-        try:
-            import flash_attn  # noqa: F401
-
-            return "flash_attention_2"
-        except (ImportError, OSError, RuntimeError):
-            pass
-    return "sdpa"
-
-
-def run_row(
-    index: int, geometry: dict[str, int], processor: Any, windows: list[Any], args: argparse.Namespace, device: str
-) -> Row:
-    import torch
-
-    if index == 2 and device == "cpu":
-        return Row(ROWS[index], note="float16 needs CUDA: later rows stay float32 on CPU")
-    dtype = torch.float16 if index >= 2 and device == "cuda" else torch.float32
-    attention = "eager" if index < 3 else attention_for(device)
-    row = Row(ROWS[index], note=f"{str(dtype).split('.')[-1]}, {attention}")
-    row.batch = _batch_size(geometry, dtype, device, args) if index == 4 else 1
-    transcribe = _runner(index, build_model(geometry, dtype, attention, device), processor, row.batch, args, device)
-    transcribe(windows[:1])  # warm-up: kernels, allocator
-    if device == "cuda":
-        torch.cuda.synchronize()
+        engine, count = _engine(spec, folder, args, device)
+    except Exception as error:  # noqa: BLE001 - a row that cannot run says why, the others go on
+        row.note = f"not run: {type(error).__name__}: {str(error).splitlines()[0][:140] if str(error) else ''}"
+        return row
+    row.batch = str(getattr(engine, "batch_size", 1))
+    warm = clips[:1] if not spec.long else [Clip("w", clips[0].samples[: 16_000 * 30])]
+    engine.transcribe(warm)  # warm-up
+    if spec.kind == "ctranslate2" and count and sum(count) / len(count) != args.tokens:
+        _calibrate_ct2(engine, args.tokens, sum(count) / len(count))
+        engine.transcribe(warm)
+    if _cuda_sync(device) is not None:
         torch.cuda.reset_peak_memory_stats()
+    count.clear()
     sampler = Utilisation(device)
     started = time.perf_counter()
-    transcribe(windows)
-    if device == "cuda":
-        torch.cuda.synchronize()
+    engine.transcribe(clips)
+    _cuda_sync(device)
     wall = time.perf_counter() - started
     row.util = sampler.stop()
-    row.rtfx = len(windows) * 30.0 / wall
-    row.peak_mib = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None
+    row.rtfx = sum(seconds) / wall
+    row.tokens = sum(count) / len(count) if count else None
+    row.peak_mib = torch.cuda.max_memory_allocated() / 2**20 if torch is not None else None
     return row
 
 
-def _runner(index: int, model: Any, processor: Any, batch_size: int, args: argparse.Namespace, device: str) -> Any:
-    """The row's transcribe(windows): pipeline() one by one, or generate() in batches of `batch_size`."""
+def _cuda_sync(device: str) -> Any:
+    if device != "cuda":
+        return None
     import torch
 
-    fixed = {"min_new_tokens": args.tokens, "max_new_tokens": args.tokens, "num_beams": 1, "do_sample": False}
-    if index == 0:
+    torch.cuda.synchronize()
+    return torch
+
+
+def _engine(spec: Spec, folder: Path, args: argparse.Namespace, device: str) -> tuple[Any, list[int]]:
+    """The row's engine, and a list that fills with the tokens generated per window."""
+    from tasks.engines.base import EngineConfig
+
+    count: list[int] = []
+    batch = spec.batch if spec.batch else args.batch
+    if spec.kind == "pipeline":
+        return _Pipeline(folder, device, args.tokens, count), count
+    if spec.kind == "ctranslate2":
+        from tasks.engines.ctranslate2_whisper import CTranslate2Whisper
+
+        config = EngineConfig(device=device, compute_type=spec.dtype, batch_size=batch)
+        engine: Any = CTranslate2Whisper(config, str(convert_ct2(folder, spec.dtype)))
+        _fix_ct2_tokens(engine, args.tokens, count)
+        return engine, count
+    from tasks.engines.transformers_whisper import TransformersWhisper
+
+    config = EngineConfig(engine="transformers", device=device, compute_type=spec.dtype, batch_size=batch,
+                          extra=(("attention", spec.attention),))
+    engine = TransformersWhisper(config, str(folder))
+    generate = engine.generate
+
+    def counted(samples: Any, words: bool, timestamps: bool = True) -> Any:
+        tokens, times = generate(samples, words, timestamps=False)  # random weights: see the docstring
+        count.extend(len(t) for t in tokens)
+        return tokens, times
+
+    engine.generate = counted
+    return engine, count
+
+
+def _fix_ct2_tokens(engine: Any, tokens: int, count: list[int]) -> None:
+    """CTranslate2 has no min_new_tokens: cap max_length (it counts the prompt) and suppress end-of-text."""
+    whisper, decoder = engine._whisper, engine._batch
+    whisper.max_length = max(len(p) for p in decoder._prompts.values()) + tokens
+    decoder._suppress = [*decoder._suppress, decoder._tokenizer.eot]
+    generate = decoder._generate
+
+    def counted(encoded: Any, timestamps: bool, *a: Any, **k: Any) -> Any:
+        results, languages = generate(encoded, False, *a, **k)  # no timestamp tokens, as the transformers rows
+        count.extend(len(r.sequences_ids[0]) for r in results)
+        return results, languages
+
+    decoder._generate = counted
+
+
+def _calibrate_ct2(engine: Any, tokens: int, got: float) -> None:
+    """Scale max_length so the windows decode `tokens` tokens (here CTranslate2 stopped at about half of
+    max_length with random weights: a smoke model given 26 decoded 13, given 60 decoded 30)."""
+    engine._whisper.max_length = round(engine._whisper.max_length * tokens / max(got, 1.0))
+
+
+class _Pipeline:
+    """What a first script does: transformers pipeline(), one 30 s window at a time, fp32, eager."""
+
+    def __init__(self, folder: Path, device: str, tokens: int, count: list[int]) -> None:
+        import torch
         from transformers import pipeline
 
-        asr = pipeline("automatic-speech-recognition", model=model, tokenizer=processor.tokenizer,
-                       feature_extractor=processor.feature_extractor, device=device, dtype=model.dtype)
+        self.count, self.tokens = count, tokens
+        self.asr = pipeline("automatic-speech-recognition", model=str(folder), device=device, dtype=torch.float32,
+                            model_kwargs={"attn_implementation": "eager"})
 
-        def one_by_one(windows: list[Any]) -> None:
-            for audio in windows:
-                text = asr(audio.copy(), generate_kwargs=fixed)["text"]
-                assert len(text) >= args.tokens, text  # every filler token decodes to 1-2 characters
-
-        return one_by_one
-
-    def batched(windows: list[Any]) -> None:
-        for start in range(0, len(windows), batch_size):
-            inputs = processor.feature_extractor(windows[start : start + batch_size], sampling_rate=16_000,
-                                                 return_tensors="pt", return_attention_mask=True)
-            with torch.inference_mode():
-                out = model.generate(inputs.input_features.to(device, model.dtype),
-                                     attention_mask=inputs.attention_mask.to(device), **fixed)
-            assert out.shape[-1] >= args.tokens
-
-    return batched
-
-
-def _batch_size(geometry: dict[str, int], dtype: Any, device: str, args: argparse.Namespace) -> int:
-    """As the engine does it (tasks/engines/hardware.py): windows that fit in 60 % of free memory."""
-    if args.batch:
-        return int(args.batch)
-    if device != "cuda":
-        return 8
-    import torch
-
-    from tasks.engines.hardware import auto_batch_size, window_bytes
-
-    free, _total = torch.cuda.mem_get_info()
-    per = window_bytes(geometry["d_model"], geometry["decoder_layers"], geometry["heads"],
-                       torch.finfo(dtype).bits // 8, 1, False)
-    return auto_batch_size(free, per, cap=args.max_batch)
+    def transcribe(self, clips: list[Any]) -> None:
+        for clip in clips:
+            self.asr(clip.samples.copy())
+            self.count.append(self.tokens)  # min_new_tokens = max_new_tokens from the saved generation config
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny geometry on CPU: a check that the script runs")
-    parser.add_argument("--windows", type=int, default=32,
-                        help="30 s windows per row (32: ~5 min on an H100, estimated)")
-    parser.add_argument("--tokens", type=int, default=64, help="tokens decoded per window (fixed)")
-    parser.add_argument("--batch", type=int, default=0, help="batch size of the last row; 0: from free memory")
-    parser.add_argument("--max-batch", type=int, default=64)
+    parser.add_argument("--geometries", default="whisper-large-v3-turbo,whisper-large-v3")
+    parser.add_argument("--windows", type=int, default=48, help="30 s windows per batched row")
+    parser.add_argument("--b1-windows", type=int, default=6, help="30 s windows per batch-1 row")
+    parser.add_argument("--tokens", type=int, default=128, help="tokens decoded per window (fixed)")
+    parser.add_argument("--batch", type=int, default=0, help="batch size of the batched rows; 0: from free memory")
+    parser.add_argument("--long-s", type=float, default=300.0, help="length of each long file, seconds")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--work", type=Path, help="where the random models are saved (default: a temp folder)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    import numpy as np
     import torch
     from transformers.utils import logging
 
-    logging.set_verbosity_error()  # not one notice per generate() call
+    from bench.common import commit_stamp
 
+    logging.set_verbosity_error()
+    commit = commit_stamp()
     device = "cpu" if args.smoke or not torch.cuda.is_available() else "cuda"
-    names = ["smoke (tiny)"] if args.smoke else ["whisper-large-v3-turbo", "whisper-large-v3"]
-    if args.smoke:
-        args.windows, args.tokens = min(args.windows, 6), min(args.tokens, 16)
-    rng = np.random.default_rng(0)
-    windows = [rng.normal(0, 0.05, 16_000 * 30).astype(np.float32) for _ in range(args.windows)]
+    if args.smoke:  # one thread: on a shared 2-core machine torch's two threads ran 25x slower (spinning)
+        args.geometries, args.windows, args.b1_windows, args.tokens, args.long_s = "smoke (tiny)", 4, 2, 24, 60.0
+        args.threads = args.threads or 1
+    if args.threads:
+        torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    tables = []
-    for name in names:
-        rows = []
-        processor = tokenizer_and_processor(GEOMETRIES[name]["mels"])
-        for index in range(len(ROWS)):
-            row = run_row(index, GEOMETRIES[name], processor, windows, args, device)
-            rows.append(row)
-            print(json.dumps({"geometry": name, **row.__dict__}), file=sys.stderr, flush=True)
-        tables.append(_table(name, rows))
-    head = (f"# GPU check — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — "
-            f"{torch.cuda.get_device_name(0) if device == 'cuda' else platform.machine() + ' CPU'}, torch "
-            f"{torch.__version__}, Python {platform.python_version()}\n\n`python bench/gpu_check.py "
-            f"{' '.join(sys.argv[1:])}` — {args.windows} windows of 30 s per row, {args.tokens} tokens each, "
-            f"random weights; took {time.perf_counter() - started:.0f} s.")
-    text = "\n\n".join([head, *tables])
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    tables: list[str] = []
+    where = torch.cuda.get_device_name(0) if device == "cuda" else platform.machine() + " CPU"
+
+    def write(rows: list[Row], name: str, final: bool) -> None:
+        """The table so far (after every row, so a run cut short by its time limit still leaves its rows)."""
+        head = (f"# GPU check — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {where}, torch {torch.__version__}, "
+                f"Python {platform.python_version()}\n\n`python bench/gpu_check.py {' '.join(sys.argv[1:])}` — "
+                f"measured at {commit}; {args.windows} windows of 30 s per batched row, {args.b1_windows} per "
+                f"batch-1 row, {args.tokens} tokens each, random weights; "
+                + (f"took {time.perf_counter() - started:.0f} s." if final else "**incomplete** (stopped early)."))
+        text = "\n\n".join([head, *tables, *([_table(name, rows)] if rows else [])])
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(text + "\n")
+        if final:
+            print(text)
+
+    with tempfile.TemporaryDirectory(prefix="gpu-check-", dir=args.work) as tmp:
+        for name in args.geometries.split(","):
+            folder = save_model(GEOMETRIES[name], Path(tmp) / name.replace(" ", "_"), args.tokens, device)
+            rows: list[Row] = []
+            for spec in specs(device == "cuda"):
+                windows = args.b1_windows if spec.batch == 1 and not spec.long else args.windows
+                rows.append(run_spec(spec, folder, windows, args, device))
+                print(json.dumps({"geometry": name, **rows[-1].__dict__}), file=sys.stderr, flush=True)
+                write(rows, name, final=False)
+            tables.append(_table(name, rows))
+    write([], "", final=True)
     return 0
 
 
 def _table(name: str, rows: list[Row]) -> str:
-    lines = [f"**{name}**", "", "| row | dtype, attention | batch | RTFx | peak GPU MiB | GPU utilisation |",
-             "|---|---|---:|---:|---:|---|"]
+    lines = [f"**{name}**", "",
+             "| row | dtype, attention | batch | RTFx | tokens / window | peak GPU MiB | GPU utilisation |",
+             "|---|---|---:|---:|---:|---:|---|"]
     for r in rows:
         rtfx = f"{r.rtfx:.1f}" if r.rtfx is not None else "n/a"
+        tokens = f"{r.tokens:.0f}" if r.tokens is not None else "n/a"
         peak = f"{r.peak_mib:,.0f}" if r.peak_mib is not None else "n/a"
-        lines.append(f"| {r.label} | {r.note} | {r.batch} | {rtfx} | {peak} | {r.util} |")
+        lines.append(f"| {r.label} | {r.note} | {r.batch} | {rtfx} | {tokens} | {peak} | {r.util} |")
     return "\n".join(lines)
 
 
