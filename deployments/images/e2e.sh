@@ -8,4 +8,5 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 EXPORT=0 deployments/images/build.sh cpu
 export CONTAINERS_CONF=$PWD/deployments/images/containers.conf
+export TRANSCRIBE_ALL_IMAGE_E2E=1  # the image was just built from this checkout (the tests skip without it)
 python -m pytest tests/test_container_worker.py -q -p no:cacheprovider -rs

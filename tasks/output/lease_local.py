@@ -9,17 +9,19 @@ the hash of its bytes, so every renewal is a new version a waiter can see.
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import os
 import stat
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tasks.output.lease_record import MAX_LEASE_BYTES, LeaseError, LeaseRead, LeaseRecord
 
 
 class LocalLeaseFile:
-    """`DIR/_lease.json`: created by link(), taken over by rename(), both atomic."""
+    """`DIR/_lease.json`: created by link(), replaced by rename(), both atomic, under one lock."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -33,9 +35,30 @@ class LocalLeaseFile:
         return LeaseRead(LeaseRecord.from_bytes(data), _version(data), written_at)
 
     def create(self, record: LeaseRecord) -> str | None:
+        with self._locked():
+            return self._create(record)
+
+    def swap(self, record: LeaseRecord, expected: str) -> str | None:
+        """Replace the lease if it is still at `expected`: a renewal, or a takeover of a stale one."""
+        with self._locked():
+            current = self.read()
+            if current is None or current.version != expected:
+                return None
+            data = record.to_bytes()
+            tmp = self.path.with_name(f".{self.path.name}.{record.token}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, self.path)
+            return _version(data)
+
+    def remove(self, expected: str) -> None:
+        with self._locked():
+            current = self.read()
+            if current is not None and current.version == expected:
+                self.path.unlink(missing_ok=True)
+
+    def _create(self, record: LeaseRecord) -> str | None:
         # Written whole to a private file (O_CREAT|O_EXCL), then linked into place: link() fails if the
         # lease exists, so creation is exclusive, and no reader ever sees a half-written record.
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{record.token}.new")
         data = record.to_bytes()
         fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -51,36 +74,22 @@ class LocalLeaseFile:
             tmp.unlink(missing_ok=True)
         return _version(data)
 
-    def swap(self, record: LeaseRecord, expected: str) -> str | None:
-        current = self.read()
-        if current is None or current.version != expected:
-            return None
-        if current.record is not None and current.record.token == record.token:  # a renewal: rewrite in place
-            tmp = self.path.with_name(f".{self.path.name}.{record.token}.tmp")
-            data = record.to_bytes()
-            tmp.write_bytes(data)
-            os.replace(tmp, self.path)
-            return _version(data)
-        # A takeover: move the stale record aside (only one waiter's rename can succeed), check it
-        # is the one judged stale, then create ours exclusively.
-        aside = self.path.with_name(f".{self.path.name}.{record.token}.stale")
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Every change under one exclusive lock (flock on `.{name}.lock` beside it), so a check and the
+        change it allows cannot interleave with another waiter's: without it, a waiter that moved a fresh
+        record aside to check it let a third create its own before the record went back (two winners)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = self.path.with_name(f".{self.path.name}.lock")
         try:
-            os.rename(self.path, aside)
-        except FileNotFoundError:
-            return None
-        moved = _read_regular(aside, self.where)
-        if moved is None or _version(moved[0]) != expected:
-            with suppress(FileExistsError):
-                os.link(aside, self.path)  # not ours to take: put it back unless someone else already won
-            aside.unlink(missing_ok=True)
-            return None
-        aside.unlink(missing_ok=True)
-        return self.create(record)
-
-    def remove(self, expected: str) -> None:
-        current = self.read()
-        if current is not None and current.version == expected:
-            self.path.unlink(missing_ok=True)
+            fd = os.open(lock, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+        except OSError as error:
+            raise LeaseError(f"{lock}: cannot open the lease's lock file ({error.strerror}); remove it") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
 
 def _version(data: bytes) -> str:
