@@ -35,7 +35,8 @@ def _image_present() -> bool:
 
 pytestmark = [
     pytest.mark.e2e, pytest.mark.slow,
-    pytest.mark.skipif(not _image_present(), reason=f"needs {IMAGE} built from this checkout: deployments/images/e2e.sh"),
+    pytest.mark.skipif(not _image_present(),
+                       reason=f"needs {IMAGE} built from this checkout: deployments/images/e2e.sh"),
 ]
 
 
