@@ -10,9 +10,10 @@ Here the clip's speech is cut into the stretches the batched decoder windows it 
 over the VAD's windows, at most 30 s of speech each); a segment or word belongs to the stretch that holds
 its midpoint (the ownership rule of `words.py`). The guards' text checks run on each stretch's text
 against its own speech, and only the flagged stretches are decoded again, all files' stretches in one
-call. Each retried stretch keeps the better of its two decodes (`badness`), spliced back on the clip's
-clock. When no single stretch explains the file's flags (a timestamp fault, a loop split between two
-stretches that neither shows alone), the caller retries the whole clip as before.
+call. A retried stretch takes its second decode only when that has fewer flags (a stretch flagged the
+same way twice is most likely truly repetitive speech), spliced back on the clip's clock. When no single
+stretch explains the file's flags (a timestamp fault, a loop split between two stretches that neither
+shows alone), the caller retries the whole clip as before.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from tasks.engines.base import Transcriber
-from tasks.quality.guards import GuardLimits, badness, check_transcript, retry_flags
+from tasks.quality.guards import GuardLimits, check_transcript, retry_flags
 from tasks.quality.vad import LONG_CLIP_S, MERGE_GAP_S, SpeechMap, compact, group_spans, merge_spans, restore_times
 from tasks.records import Clip, Failure, Segment, Transcript, Word
 
@@ -89,7 +90,10 @@ def retry_stretches(
             stretch = retry.stretches[j]
             second = restore_times(outcome, speech)
             first = split(firsts[retry.index], retry.stretches)[j]
-            if _badness(second.segments, stretch, limits) < _badness(first[0], stretch, limits):
+            # Fewer flags, not merely a lower compression ratio: a stretch flagged the same way twice is most
+            # likely truly repetitive speech, and the retry that compresses less has dropped some of it
+            # (measured: WER 0.028 → 0.032 on a prompt said 12 times when the ratio alone decided).
+            if _flag_count(second.segments, stretch, limits) < _flag_count(first[0], stretch, limits):
                 better[(retry.index, j)] = second
     return [_splice(firsts[retry.index], retry, {j: better[(retry.index, j)] for j in retry.flagged
                                                  if (retry.index, j) in better}) for retry in retries]
@@ -134,6 +138,5 @@ def _flags(text: str, speech_s: float, limits: GuardLimits) -> tuple[str, ...]:
     return retry_flags(check_transcript(Transcript(text, ()), speech_s, speech_s, limits))
 
 
-def _badness(segments: Sequence[Segment], stretch: Stretch, limits: GuardLimits) -> tuple[int, float]:
-    text = _text(segments)
-    return badness(Transcript(text, ()), _flags(text, stretch.speech_s, limits), limits)
+def _flag_count(segments: Sequence[Segment], stretch: Stretch, limits: GuardLimits) -> int:
+    return len(_flags(_text(segments), stretch.speech_s, limits))
