@@ -53,14 +53,14 @@ def transcribe_batch(
     out: Path,
     ctx: RunContext,
     quality: QualityOptions | None = None,  # None: the defaults (VAD on, retry on)
-    speakers: SpeakerOptions | None = None,  # None: languages identified, no diarization, every language
+    speakers: SpeakerOptions | None = None,  # None: no language check, no diarization, every language
 ) -> BatchOutcome:
     """Transcribe the batch's decoded clips (a `Failure` in `decoded` is a file that failed to decode)."""
     started = time.perf_counter()
     options = quality or QualityOptions()
     stage = SpeakerStage(transcriber, speakers or SpeakerOptions(vad_threshold=options.vad_threshold))
     clips = [d for d in decoded if isinstance(d, Clip)]
-    # languages identified on speech; voice-activity detection, quality guards, one safer retry of flagged
+    # languages identified on speech (when checked); voice-activity detection, quality guards, one safer retry of flagged
     # files (tasks/quality/guarded.py); speakers when asked (tasks/speakers/stage.py)
     guarded = transcribe_clips(stage, clips, lambda todo, speech: transcribe_guarded(
         transcriber, todo, options, run_engine, speech))

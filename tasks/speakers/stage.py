@@ -63,6 +63,8 @@ class SpeakerStage:
         return detect(detector, samples, speech) if detector is not None else None
 
     def guess_long(self, audio: LongAudio) -> LanguageGuess | None:
+        if not self.checking:
+            return None  # not even the first piece is read
         _, first = next(iter_pieces(audio))
         return self.guess(first.samples, detect_speech(first.samples, self.options.vad_threshold))
 
