@@ -60,8 +60,8 @@ def transcribe_batch(
     options = quality or QualityOptions()
     stage = SpeakerStage(transcriber, speakers or SpeakerOptions(vad_threshold=options.vad_threshold))
     clips = [d for d in decoded if isinstance(d, Clip)]
-    # languages identified on speech (when checked); voice-activity detection, quality guards, one safer retry of flagged
-    # files (tasks/quality/guarded.py); speakers when asked (tasks/speakers/stage.py)
+    # languages identified on speech (when checked); voice-activity detection, quality guards, one safer
+    # retry of flagged files (tasks/quality/guarded.py); speakers when asked (tasks/speakers/stage.py)
     guarded = transcribe_clips(stage, clips, lambda todo, speech: transcribe_guarded(
         transcriber, todo, options, run_engine, speech))
     outputs: dict[str, Transcript | Failure | Refused] = dict(zip((c.key for c in clips), guarded, strict=True))
