@@ -29,6 +29,7 @@ import psutil
 import pytest
 
 from tests.prefect_loopback import free_port
+from tests.test_cli import direct_texts
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -90,6 +91,8 @@ def test_the_readme_many_workers_block_runs_as_written(tmp_path: Path) -> None:
         assert len(runs) == 1
         row = runs.iloc[0]
         assert (row["files_ok"], row["hardware"]) == (6, "cpu")
+        rows = pd.read_parquet(out / "manifest")  # the pool path costs no WER either: a direct call's texts
+        assert dict(zip(rows["source"], rows["text"], strict=True)) == direct_texts(ROOT / "examples" / "library")
         # priced as the cpu profile's instance, for the time the pool's worker was held
         assert row["cost_usd"] == pytest.approx(row["worker_hours"] * row["price_per_hour_usd"]) and row["cost_usd"] > 0
         shard_runs = flow_runs(api, "transcribe-shard")
