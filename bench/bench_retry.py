@@ -21,6 +21,7 @@ Prints a markdown table (median of `--repeat`): the CLI's wall time, the run's i
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import statistics
 import subprocess
@@ -137,6 +138,8 @@ def _write(path: Path, samples: np.ndarray) -> None:
 def _worktree(path: Path) -> Path:
     subprocess.run(["git", "worktree", "add", "--detach", str(path), BEFORE_REV], cwd=ROOT, check=True,
                    capture_output=True)
+    atexit.register(subprocess.run, ["git", "worktree", "remove", "--force", str(path)], cwd=ROOT, check=False,
+                    capture_output=True)  # the repository keeps no trace of the old checkout
     return path
 
 
