@@ -178,7 +178,7 @@ def mismatch_rows(count: int, seed: int) -> list[str]:
     lines = ["| language | files | ok rows | flagged language_mismatch/unverified | unflagged ok |",
              "|---|---|---|---|---|"]
     for language, name in (("it", "Italian (asterisk)"), ("nl", "Dutch (Fish Fillets NG)")):
-        rows = [r for r in outcome.results if r.item.key.startswith(f"{language}-")]
+        rows = [r for r in outcome.results if r.item.source.startswith(f"{language}-")]
         unflagged = [r for r in rows if r.status == "ok" and r.transcript and not any(
             f.startswith("language_") for f in (r.transcript.quality.flags if r.transcript.quality else ()))]
         ok = sum(r.status == "ok" for r in rows)
