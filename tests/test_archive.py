@@ -14,9 +14,9 @@ from tasks.output.archive_store import refresh_index
 from tasks.output.layout import output_layout
 from tasks.output.search import search
 from tasks.output.site_pages import page_name
+from tasks.settings import worker_settings
 from tests.archive_factory import Row, search_json, write_run
 from transcribe_all.cli import main
-from transcribe_all.settings import worker_settings
 
 RUN1, RUN2 = "20260101T020000Z-aaaa1111", "20260102T020000Z-bbbb2222"
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tasks import convert_ct2, models
+from tasks.convert_ct2 import ConversionError, convert_ct2_whisper, import_ct2_command, is_complete
+from tasks.models import bundled_whisper_ct2
 from tests.hf_tiny import converted_tiny
-from transcribe_all import convert_ct2, models
-from transcribe_all.convert_ct2 import ConversionError, convert_ct2_whisper, import_ct2_command, is_complete
-from transcribe_all.models import bundled_whisper_ct2
 
 
 @pytest.mark.slow
@@ -93,7 +93,7 @@ def test_failed_conversion_leaves_nothing_behind(tmp_path: Path, monkeypatch: py
 
 
 def _fake_settings(monkeypatch: pytest.MonkeyPatch, cache: Path) -> None:
-    from transcribe_all import settings
+    from tasks import settings
 
     monkeypatch.setattr(settings, "worker_settings", lambda: settings.WorkerSettings(cache_dir=cache))
 

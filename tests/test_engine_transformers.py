@@ -64,7 +64,7 @@ def test_greedy_token_ids_identical_to_ctranslate2(engine, clips: list[Clip], ti
     """Same features, same prompt (<|startoftranscript|>, plus <|notimestamps|> without timestamps)."""
     import ctranslate2
 
-    from transcribe_all.models import bundled_whisper_ct2
+    from tasks.models import bundled_whisper_ct2
 
     samples = [clip.samples for clip in clips]
     ours, _ = engine.generate(samples, words=False, timestamps=timestamps)
@@ -88,7 +88,7 @@ def test_greedy_token_ids_identical_to_ctranslate2(engine, clips: list[Clip], ti
 @pytest.mark.parametrize("pack", [True, False])
 def test_wer_no_worse_than_ctranslate2(engine, clips: list[Clip], pack: bool) -> None:  # type: ignore[no-untyped-def]
     from tasks.engines.ctranslate2_whisper import CTranslate2Whisper
-    from transcribe_all.models import bundled_whisper_ct2
+    from tasks.models import bundled_whisper_ct2
 
     config = replace(CONFIG, pack_short_clips=pack, extra=(("pack", "on"),) if pack else ())
     ct2 = CTranslate2Whisper(replace(config, engine="ctranslate2"), str(bundled_whisper_ct2()))
@@ -220,8 +220,8 @@ def test_batch_size_from_free_memory() -> None:
 def test_registry_defaults_to_the_converted_bundled_model(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    from tasks import models
     from tasks.engines import resolve_model
-    from transcribe_all import models
 
     monkeypatch.setattr(models, "bundled_whisper_transformers", lambda: tmp_path / "whisper-tiny.en-hf")
     assert resolve_model(EngineConfig(engine="transformers")) == str(tmp_path / "whisper-tiny.en-hf")

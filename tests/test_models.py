@@ -10,10 +10,10 @@ from pathlib import Path
 import pyarrow.dataset as ds
 import pytest
 
+from tasks import models
 from tasks.engines import EngineConfig, EngineError, resolve_model
 from tasks.quality.wer import word_error_rate
 from tests.test_cli import run_cli
-from transcribe_all import models
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A model cache of the test's own, so each test assembles base afresh."""
-    from transcribe_all.settings import worker_settings
+    from tasks.settings import worker_settings
 
     monkeypatch.setenv("TRANSCRIBE_ALL_CACHE_DIR", str(tmp_path / "cache"))
     worker_settings.cache_clear()

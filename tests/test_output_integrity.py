@@ -201,7 +201,7 @@ def test_user_text_in_the_run_report_is_inert() -> None:
 def test_an_s3_dir_quarantines_a_corrupt_part_in_the_bucket_and_releases_its_lease(
     s3: object, bucket: str, moto_url: str, prefect_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from transcribe_all.settings import worker_settings
+    from tasks.settings import worker_settings
 
     monkeypatch.setenv("TRANSCRIBE_ALL_S3_ENDPOINT_URL", moto_url)
     monkeypatch.delenv("TRANSCRIBE_ALL_AWS_CREDENTIALS_BLOCK", raising=False)

@@ -30,8 +30,8 @@ from tasks.media.s3 import S3Access, S3Location, parse_s3_uri
 from tasks.media.scan import scan_library
 from tasks.media.sources_s3 import describe_object
 from tasks.output.links import transcript_url
+from tasks.settings import worker_settings
 from tests.conftest import _free_port, _wait_for
-from transcribe_all.settings import worker_settings
 
 pytest.importorskip("moto")
 pytest.importorskip("prefect_aws")

@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, NoReturn
 
+from tasks.settings import prepare_cli_prefect_env, worker_settings
 from transcribe_all.archive_cli import add_archive_commands, leading_dash_hint, run_archive_command
 from transcribe_all.exit_codes import EXIT_USAGE
-from transcribe_all.settings import prepare_cli_prefect_env, worker_settings
 
 ARCHIVE_COMMANDS = ("search", "site")
 
@@ -150,7 +150,7 @@ def check_run_args(args: argparse.Namespace) -> Any:
     from tasks.planning.pricing import BUILTIN_PROFILES
     from tasks.quality.canary_set import CanarySetError, resolve_canary
     from tasks.run_config import ConfigError, RunConfig
-    from transcribe_all.settings import external_prefect_api
+    from tasks.settings import external_prefect_api
 
     given = {k: v for k, v in vars(args).items() if k not in ("command", "verbose")}
     if "engine_options" in given:
@@ -191,7 +191,7 @@ def _as_flag(message: str) -> str:
 
 def _import_ct2(src: str, dest: str) -> int:
     try:
-        from transcribe_all.convert_ct2 import import_ct2_command
+        from tasks.convert_ct2 import import_ct2_command
     except ImportError:
         print("transcribe-all: error: models import-ct2 needs the whisper extra: pip install 'transcribe-all[whisper]'",
               file=sys.stderr)

@@ -21,13 +21,13 @@ __all__ = ["ENGINES", "REGISTRY", "EngineConfig", "EngineError", "EngineSpec", "
 
 
 def _bundled_ct2() -> str:
-    from transcribe_all.models import bundled_whisper_ct2
+    from tasks.models import bundled_whisper_ct2
 
     return str(bundled_whisper_ct2())
 
 
 def _whisper_base() -> str:
-    from transcribe_all.models import whisper_base_ct2
+    from tasks.models import whisper_base_ct2
 
     return str(whisper_base_ct2())
 
@@ -39,7 +39,7 @@ NAMED_MODELS: dict[str, tuple[tuple[str, ...], Callable[[], str]]] = {
 
 
 def _bundled_transformers() -> str:
-    from transcribe_all.models import bundled_whisper_transformers
+    from tasks.models import bundled_whisper_transformers
 
     return str(bundled_whisper_transformers())
 
@@ -101,7 +101,7 @@ def resolve_model(config: EngineConfig) -> str:
 @lru_cache(maxsize=2)
 def load_transcriber(config: EngineConfig) -> Transcriber:
     """Load once per worker process: every shard and batch after the first reuses it."""
-    from transcribe_all.settings import worker_settings
+    from tasks.settings import worker_settings
 
     model = check_engine(config)
     module, _, name = REGISTRY[config.engine].loader.partition(":")

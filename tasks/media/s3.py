@@ -62,7 +62,7 @@ class S3Access:
 
     @classmethod
     def from_settings(cls) -> S3Access:
-        from transcribe_all.settings import worker_settings
+        from tasks.settings import worker_settings
 
         settings = worker_settings()
         return cls(settings.aws_credentials_block, settings.s3_endpoint_url)

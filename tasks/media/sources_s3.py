@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 from tasks.media.s3 import S3Access, S3Location, as_os_error, boto_errors, parse_s3_uri, s3_client
 from tasks.media.sources import SourceFile
 from tasks.output.transcripts import UnsafePathError, safe_relative_path
-from transcribe_all.settings import worker_settings
+from tasks.settings import worker_settings
 
 _SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
 

@@ -22,7 +22,7 @@ from tasks.output.layout import RUNS, SEARCH_GENERATION, SEARCH_INDEX, OutputLay
 from tasks.output.search import IndexUpdate, connect, update_index
 from tasks.output.storage import LocalOutput
 from tasks.output.transcripts import atomic_write_bytes, atomic_write_text
-from transcribe_all.settings import worker_settings
+from tasks.settings import worker_settings
 
 
 def refresh_index(layout: OutputLayout) -> tuple[Path, IndexUpdate]:

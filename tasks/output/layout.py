@@ -30,7 +30,7 @@ from threading import Lock
 from tasks.output.lease import RunLease, holding
 from tasks.output.storage import OutputStore, open_output
 from tasks.output.transcripts import UnsafePathError
-from transcribe_all.settings import worker_settings
+from tasks.settings import worker_settings
 
 MANIFEST = "manifest"
 STAGING = "_staging"  # the leading underscore hides it from dataset readers of DIR

@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from tasks.output.layout import SHARDS, output_layout, run_folder, shard_attempt_file
 from tasks.output.transcripts import atomic_write_bytes
 from tasks.records import StageTimes
-from transcribe_all.settings import prefect_worker_name
+from tasks.settings import prefect_worker_name
 
 log = logging.getLogger(__name__)
 

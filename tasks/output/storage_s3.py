@@ -19,7 +19,7 @@ from typing import Any
 from tasks.media.s3 import S3Access, as_os_error, boto_errors, parse_s3_uri, s3_client
 from tasks.output.lease_s3 import S3LeaseObject
 from tasks.output.transcripts import UnsafePathError, atomic_write_bytes, safe_relative_path
-from transcribe_all.settings import worker_settings
+from tasks.settings import worker_settings
 
 log = logging.getLogger(__name__)
 

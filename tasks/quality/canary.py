@@ -39,8 +39,8 @@ from tasks.quality.guarded import QualityOptions, transcribe_guarded
 from tasks.quality.wer import word_error_rate
 from tasks.records import Clip, Transcript
 from tasks.run_config import RunConfig
+from tasks.settings import worker_settings
 from tasks.transcribe import run_engine
-from transcribe_all.settings import worker_settings
 
 CANARY_FAILED = "canary_failed"
 

@@ -86,7 +86,7 @@ def detector_for(transcriber: Any, language_model: str | None) -> Any:
         return None
     if not base_installed():
         return None
-    from transcribe_all.models import whisper_base_ct2
+    from tasks.models import whisper_base_ct2
 
     return _load(str(whisper_base_ct2()))
 
@@ -95,7 +95,7 @@ def base_installed() -> bool:
     """Whisper base's two packages (the `base` extra) are installed."""
     import importlib.util
 
-    from transcribe_all.models import BASE_PACKAGES
+    from tasks.models import BASE_PACKAGES
 
     return all(importlib.util.find_spec(name) is not None for name in BASE_PACKAGES)
 

@@ -33,8 +33,8 @@ def bundled_whisper_transformers() -> Path:
     """
     from filelock import FileLock
 
-    from transcribe_all.convert_ct2 import convert_ct2_whisper, is_complete
-    from transcribe_all.settings import worker_settings
+    from tasks.convert_ct2 import convert_ct2_whisper, is_complete
+    from tasks.settings import worker_settings
 
     dest = worker_settings().model_cache / BUNDLED_HF_NAME
     if is_complete(dest):
@@ -68,7 +68,7 @@ def whisper_base_ct2() -> Path:
     atomic rename), as `bundled_whisper_transformers` does."""
     from filelock import FileLock
 
-    from transcribe_all.settings import worker_settings
+    from tasks.settings import worker_settings
 
     dest = worker_settings().model_cache / BASE_NAME
     if (dest / "model.bin").is_file():

@@ -23,7 +23,7 @@ from typing import BinaryIO
 import numpy as np
 import numpy.typing as npt
 
-from transcribe_all.ct2_names import hf_state_dict
+from tasks.ct2_names import hf_state_dict
 
 Array = npt.NDArray[np.float32]
 CT2_FILES = ("model.bin", "config.json", "vocabulary.txt", "tokenizer.json")
