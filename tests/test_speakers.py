@@ -64,23 +64,36 @@ def test_language_flags_and_the_languages_option() -> None:
     assert allowed("it", ("-en",)) and not allowed("en", ("-en",)) and allowed("de", ())
 
 
-def test_the_language_check_is_opt_in_and_on_with_languages() -> None:
-    """Off by default (an English-only model would pay a multilingual encoder pass per file): no detector is
-    asked, the row keeps its model's language and gets no language flag; `languages` turns it on."""
+def test_a_close_call_for_a_language_the_model_reads_is_unverified() -> None:
+    """The model's languages must hold READABLE of the probability together: a Dutch line heard as English
+    at 0.48 is not an unflagged row; the top guess alone does not decide."""
+    english, readable = frozenset({"en"}), frozenset({"en", "nl"})
+    close = LanguageGuess("en", 0.48, (("en", 0.48), ("nl", 0.41), ("de", 0.05)))
+    assert close.share(english) == 0.48 and language_flags(close, english, True) == (LANGUAGE_UNVERIFIED,)
+    assert language_flags(close, readable, True) == ()  # a model reading both is fine either way
+    unsure = LanguageGuess("nl", 0.45, (("nl", 0.45), ("en", 0.30), ("de", 0.2)))
+    assert language_flags(unsure, english, True) == (LANGUAGE_UNVERIFIED,)  # foreign, but not sure which
+    assert language_flags(LanguageGuess("en", 0.75, (("en", 0.75), ("nl", 0.2))), english, True) == ()
+
+
+def test_the_language_check_is_on_by_default_and_can_be_turned_off() -> None:
+    """On by default (an English-only model's rows are never unflagged text of another language); off, no
+    detector is asked and the row keeps its model's language with no flag; `languages` turns it on."""
     from tasks.quality.vad import detect_speech
     from tasks.speakers.stage import SpeakerOptions, SpeakerStage
 
     class EnglishOnly:
         engine, model = "ctranslate2", "tiny.en"
 
-    stage = SpeakerStage(EnglishOnly(), SpeakerOptions())
+    assert RunConfig.parse({"source": "/tmp", "out": "/tmp/o"}).speaker_options().language_check
+    assert SpeakerStage(EnglishOnly(), SpeakerOptions()).checking
+    off = SpeakerStage(EnglishOnly(), SpeakerOptions(language_check=False))
     silence = np.zeros(16_000, np.float32)
-    assert stage.guess(silence, detect_speech(silence)) is None and stage._detector is None
-    done = stage.finish(Transcript("hello", (), language="en"), None, has_speech=True)
+    assert off.guess(silence, detect_speech(silence)) is None and off._detector is None
+    done = off.finish(Transcript("hello", (), language="en"), None, has_speech=True)
     assert done.language == "en" and done.quality is None
-    assert SpeakerStage(EnglishOnly(), SpeakerOptions(languages=("en",))).checking
-    assert SpeakerStage(EnglishOnly(), SpeakerOptions(language_check=True)).checking
-    on = SpeakerStage(EnglishOnly(), SpeakerOptions(language_check=True))
+    assert SpeakerStage(EnglishOnly(), SpeakerOptions(language_check=False, languages=("en",))).checking
+    on = SpeakerStage(EnglishOnly(), SpeakerOptions())
     flagged = on.finish(Transcript("hello", (), language="en"), None, has_speech=True)
     assert flagged.quality is not None and LANGUAGE_UNVERIFIED in flagged.quality.flags
 
