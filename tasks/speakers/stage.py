@@ -61,7 +61,9 @@ class SpeakerStage:
         if not self.checking:
             return None  # the row keeps the language its model decoded with
         detector = self.detector()
-        return detect(detector, samples, speech) if detector is not None else None
+        # a model asked only whether the run's model can read it hears the speech alone (fast); the run's
+        # own multilingual model names the row's language and hears Whisper's 30 s
+        return detect(detector, samples, speech, fit=self.readable is not None) if detector is not None else None
 
     def guess_long(self, audio: LongAudio) -> LanguageGuess | None:
         if not self.checking:
