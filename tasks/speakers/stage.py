@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tasks.engines.base import EngineError
-from tasks.media.pieces import PIECE_S, LongAudio, iter_pieces
+from tasks.media.pieces import PIECE_S, LongAudio, iter_pieces, transcribe_in_pieces
 from tasks.quality.vad import SpeechMap, detect_speech
 from tasks.records import Clip, Failure, Quality, Transcript
 from tasks.speakers.language import LanguageGuess, allowed, detect, detector_for, language_flags, model_languages
@@ -152,14 +152,25 @@ def transcribe_clips(stage: SpeakerStage, clips: Sequence[Clip],
     return results
 
 
-def transcribe_long(stage: SpeakerStage, audio: LongAudio,
-                    decode: Callable[[], Transcript | Failure]) -> Transcript | Failure | Refused:
-    """A long file: identified on its first piece, decoded piece by piece, diarized over all its pieces."""
-    guess = stage.guess_long(audio)
+def transcribe_long(stage: SpeakerStage, audio: LongAudio, decode: Decode) -> Transcript | Failure | Refused:
+    """A long file: decoded piece by piece (`transcribe_in_pieces`), its language identified on its first
+    piece, diarized over all its pieces. Each piece's speech is found once, for the language and the
+    engine alike; only a run that may leave the file alone (`languages`) looks at the first piece before."""
+    routing = bool(stage.options.languages)
+    guess = stage.guess_long(audio) if routing else None
     reason = stage.refusal(guess)
     if reason and guess:
         return Refused(reason, guess.code)
-    outcome = decode()
+    first = [routing]  # whether the first piece was heard for the language already
+
+    def pieces(clips: Sequence[Clip]) -> list[Transcript | Failure]:
+        nonlocal guess
+        speech = [detect_speech(c.samples, stage.options.vad_threshold) for c in clips]
+        if not first[0] and clips:
+            guess, first[0] = stage.guess(clips[0].samples, speech[0]), True
+        return decode(clips, speech)
+
+    outcome = transcribe_in_pieces(audio, pieces)
     if not isinstance(outcome, Transcript):
         return outcome
     has_speech = bool(outcome.quality and outcome.quality.speech_s)
