@@ -24,7 +24,8 @@ clock then runs over the whole library. Rows:
   named in the results header); `transcribe-all audio_context=fit` and `transcribe-all --packing` are the
   opt-in options that change what the model hears, passed as a user passes them (the flow's
   `engine_options` / `pack_short_clips`, i.e. `--engine-option audio_context=fit` / `--packing` on the CLI).
-  Any `transcribe-all KEY=VALUE` row can be asked for with `--rows`.
+  Any `transcribe-all KEY=VALUE` row (an engine option) or `transcribe-all --NAME=VALUE` row (a flow
+  parameter, e.g. `--language-check=false`, `--batch-size=32`) can be asked for with `--rows`.
 
 Three libraries, built by `bench/material.py` and cached under `--material`: `prompts`, 180 real recorded
 prompts of 2-10 s (Debian's asterisk-core-sounds-en-wav: one human voice, 8 kHz telephone WAV); and from
@@ -113,7 +114,7 @@ def expand_rows(spec: str, batches: list[int]) -> list[str]:
             rows.append(row)
         else:
             raise SystemExit(f"--rows: unknown row {row!r}; rows are: plain loop, {PEER}, {PEER} batch N, "
-                             f"transformers pipeline, {OURS} [--packing] [KEY=VALUE ...]")
+                             f"transformers pipeline, {OURS} [--packing] [KEY=VALUE ...] [--NAME=VALUE ...]")
     return rows
 
 
@@ -196,8 +197,12 @@ def ours_parameters(row: str, model: str) -> dict[str, Any]:
     from bench.common import model_path
 
     words = row.split()[1:]
-    options = dict(w.split("=", 1) for w in words if "=" in w)
+    options = dict(w.split("=", 1) for w in words if "=" in w and not w.startswith("--"))
     parameters: dict[str, Any] = {"canary": "off", "pack_short_clips": "--packing" in words}
+    for word in (w for w in words if w.startswith("--") and "=" in w):  # a flow parameter: --batch-size=32
+        name, value = word[2:].split("=", 1)
+        literal = value in ("true", "false") or value.isdigit()
+        parameters[name.replace("-", "_")] = json.loads(value) if literal else value
     if options:
         parameters["engine_options"] = options
     if model in ("base", "whisper-base"):
