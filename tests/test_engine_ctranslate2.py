@@ -167,7 +167,7 @@ def test_cpu_batch_is_wide_for_the_decoder_and_narrow_for_the_encoder_within_the
     assert transcriber.settings()["device"] == "cpu"
     model = str(resolve_model(EngineConfig()))
     monkeypatch.setattr(hardware, "available_ram_bytes", lambda: 64 * 2**30)
-    assert transcriber._auto_batch(model) == CPU_BATCH == 16  # type: ignore[attr-defined]
+    assert transcriber._auto_batch(model) == CPU_BATCH == 32  # type: ignore[attr-defined]
     monkeypatch.setattr(hardware, "available_ram_bytes", lambda: 2**30)  # a quarter, 60 % of it: ~2 windows
     assert 1 <= transcriber._auto_batch(model) < 8  # type: ignore[attr-defined]
     assert transcriber._batch.encode_batch == CPU_ENCODE_BATCH < CPU_BATCH  # type: ignore[attr-defined]

@@ -43,9 +43,11 @@ SAFER_BEST_OF = 2
 SAFER_BEAM_SIZE = 5
 # On the CPU the gain of a batch is the decoder's (one step for all rows); the encoder gains nothing
 # from it and its attention scores cost ~54 MB a window at once (tiny.en), so windows are encoded a
-# few at a time and decoded 16 at a time (`ct2_batch.BatchDecoder`). On a 20-minute file (2 cores):
-# decode 8 / encode 8: 27.6 s, 1.46 GB peak; 16 / 4: 23.0 s, 1.30 GB; 32 / 4: 21.8 s, 1.91 GB.
-CPU_BATCH = 16
+# few at a time and decoded 32 at a time (`ct2_batch.BatchDecoder`). On a 20-minute file (2 cores):
+# decode 8 / encode 8: 27.6 s, 1.46 GB peak; 16 / 4: 23.0 s, 1.30 GB; 32 / 4: 21.8 s, 1.91 GB. Again at
+# 4b2f4b5+: 32 windows of 30 s, decode 16: 10.4 s, 32: 9.8 s, the same tokens; the throughput suite's long
+# files 27.1 s against 29.1 s, peak 1.8 GB against 1.4 GB (BatchedInferencePipeline's best, batch 32: 2.7 GB).
+CPU_BATCH = 32
 CPU_ENCODE_BATCH = 4
 CUDA_BATCH = 16  # when free memory cannot be read
 
