@@ -41,6 +41,7 @@ def stop_on_interrupt(say: Callable[[str], None], cleanups: Sequence[Callable[[]
     # the decoder pools' semaphores, as it should, and would warn about each one: expected, so quiet.
     if _QUIET_TRACKER not in sys.warnoptions:
         sys.warnoptions.append(_QUIET_TRACKER)
+    _start_helpers_deaf_to_ctrl_c()
     reader, writer = socket.socketpair()
     writer.setblocking(False)
     previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
@@ -55,6 +56,20 @@ def stop_on_interrupt(say: Callable[[str], None], cleanups: Sequence[Callable[[]
         writer.close()  # the watcher reads end-of-stream and returns
         watcher.join(timeout=1)
         reader.close()
+
+
+def _start_helpers_deaf_to_ctrl_c() -> None:
+    """multiprocessing's forkserver (which starts the decoder processes) and its resource tracker are
+    processes of the terminal's group too. Each ignores SIGINT once it has imported its modules; a Ctrl-C
+    in the half second before printed a KeyboardInterrupt traceback from it. Started here with SIGINT
+    ignored, a disposition their exec keeps, they never see one."""
+    from multiprocessing import forkserver
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _watch(reader: socket.socket, say: Callable[[str], None], cleanups: Sequence[Callable[[], None]],
