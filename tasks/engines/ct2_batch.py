@@ -129,13 +129,16 @@ def _speech_windows(
     return windows
 
 
-def encoder_frames(samples: int, fit_context: bool, full: int = 3000, per_second: int = 100) -> int:
+def encoder_frames(samples: int, fit_context: bool, full: int = 3000, per_second: int = 100,
+                   fit: tuple[float, float, float] | None = None) -> int:
     """Mel frames the encoder hears for a window of `samples`: Whisper's whole 30 s (`full`), or with
     `fit_context` the window plus at least CONTEXT_PAD_S, rounded up to CONTEXT_STEP_S, at least
-    MIN_CONTEXT_S. It depends on the window alone, never on what shares its batch."""
+    MIN_CONTEXT_S (or another `fit`: pad, step, least, in seconds). It depends on the window alone, never
+    on what shares its batch."""
     if not fit_context:
         return full
-    seconds = max(MIN_CONTEXT_S, math.ceil((samples / SAMPLE_RATE + CONTEXT_PAD_S) / CONTEXT_STEP_S) * CONTEXT_STEP_S)
+    pad, step, least = fit or (CONTEXT_PAD_S, CONTEXT_STEP_S, MIN_CONTEXT_S)
+    seconds = max(least, math.ceil((samples / SAMPLE_RATE + pad) / step) * step)
     return min(full, round(seconds * per_second))
 
 

@@ -6,7 +6,7 @@ file's *speech* (VAD spans joined), by a multilingual Whisper: the run's own mod
 else `language_model` (default: Whisper base, `--model whisper-base`'s weights, when installed, run
 in int8: it only guesses the language, never writes text). The run's own model hears Whisper's
 30 s (its `language` is the row's deliverable); a model asked only whether the run's model can
-read the speech hears the speech alone (`detect_frames`): on 100 real recordings in five languages
+read the speech hears the speech alone (`DETECT_FIT`): on 100 real recordings in five languages
 it raised the same flags, 6x faster, though it named the exact language 88 times against 91
 (bench/results/diarize_cpu.md).
 
@@ -20,7 +20,6 @@ one language it cannot read is likely (`TRUST`), and `language_unverified` when 
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -40,6 +39,8 @@ TRUST = 0.5  # below this probability a guess that the model cannot read is "unv
 # recordings P(en) was 0.77 at the lowest (the next 0.88); on 80 in it, ru, nl, cs it was 0.48 at the highest
 # (a Dutch line whose top guess was English): bench/results/diarize_cpu.md.
 READABLE = 0.7
+# With `fit`, detection hears the speech plus 1 s, in steps of 2 s (pad, step, least; `encoder_frames`)
+DETECT_FIT = (1.0, 2.0, 0.0)
 LANGUAGE_MISMATCH = "language_mismatch"
 LANGUAGE_UNVERIFIED = "language_unverified"
 # Parakeet TDT 0.6B v3 (NVIDIA model card): 25 European languages; other Parakeets are English-only.
@@ -74,28 +75,23 @@ def speech_sample(samples: npt.NDArray[np.float32], speech: SpeechMap) -> npt.ND
 def detect(whisper: Any, samples: npt.NDArray[np.float32], speech: SpeechMap, fit: bool = False
            ) -> LanguageGuess | None:
     """The language of the speech (None: no speech). The encoder hears Whisper's 30 s (the speech padded
-    with silence), or with `fit` the speech alone (`detect_frames`): enough to tell a language a model
+    with silence), or with `fit` the speech alone (`DETECT_FIT`): enough to tell a language a model
     cannot read, at a fraction of the time, but it names the exact language less often."""
     from faster_whisper.audio import pad_or_trim
     from faster_whisper.transcribe import get_ctranslate2_storage
+
+    from tasks.engines.ct2_batch import encoder_frames
 
     audio = speech_sample(samples, speech)
     if len(audio) < SAMPLE_RATE // 4:
         return None
     features = whisper.feature_extractor(audio)[..., :-1]
     full = whisper.feature_extractor.nb_max_frames
-    features = pad_or_trim(features, detect_frames(len(audio), full) if fit else full)
+    features = pad_or_trim(features, encoder_frames(len(audio), fit, full, fit=DETECT_FIT))
     encoded = whisper.model.encode(get_ctranslate2_storage(features[None]))
     ranked = whisper.model.detect_language(encoded)[0]
     scores = tuple((token.strip("<|>"), round(float(p), 4)) for token, p in ranked if p >= 0.001)
     return LanguageGuess(scores[0][0], scores[0][1], scores)
-
-
-def detect_frames(samples: int, full: int = 3000) -> int:
-    """Mel frames the encoder hears to identify `samples` of speech: the speech plus 1 s, in steps of
-    2 s, at most Whisper's 30 s (`full`)."""
-    seconds = math.ceil((samples / SAMPLE_RATE + 1.0) / 2.0) * 2.0
-    return min(full, int(seconds * 100))
 
 
 def model_languages(transcriber: Any) -> frozenset[str] | None:

@@ -161,13 +161,13 @@ def transcribe_long(stage: SpeakerStage, audio: LongAudio, decode: Decode) -> Tr
     reason = stage.refusal(guess)
     if reason and guess:
         return Refused(reason, guess.code)
-    first = [routing]  # whether the first piece was heard for the language already
+    heard = routing  # whether the first piece was heard for the language already
 
     def pieces(clips: Sequence[Clip]) -> list[Transcript | Failure]:
-        nonlocal guess
+        nonlocal guess, heard
         speech = [detect_speech(c.samples, stage.options.vad_threshold) for c in clips]
-        if not first[0] and clips:
-            guess, first[0] = stage.guess(clips[0].samples, speech[0]), True
+        if not heard and clips:
+            guess, heard = stage.guess(clips[0].samples, speech[0]), True
         return decode(clips, speech)
 
     outcome = transcribe_in_pieces(audio, pieces)
