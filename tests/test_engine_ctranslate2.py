@@ -173,6 +173,25 @@ def test_cpu_batch_is_wide_for_the_decoder_and_narrow_for_the_encoder_within_the
     assert transcriber._batch.encode_batch == CPU_ENCODE_BATCH < CPU_BATCH  # type: ignore[attr-defined]
 
 
+def test_a_cpu_model_runs_as_two_lanes_sharing_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks.engines import lanes
+
+    monkeypatch.setattr(lanes, "cpu_cores", lambda: 16)
+    assert lanes.cpu_lanes(0, "cpu") == (2, 8)  # every core, in two lanes
+    assert lanes.cpu_lanes(3, "cpu") == (2, 1)  # cpu_threads bounds them
+    assert lanes.cpu_lanes(1, "cpu") == (1, 1)
+    assert lanes.cpu_lanes(4, "cuda") == (1, 4)  # one replica on a GPU
+    monkeypatch.setattr(lanes, "cpu_cores", lambda: 1)
+    assert lanes.cpu_lanes(0, "cpu") == (1, 1)
+    assert lanes.Lanes(2).map(lambda x: x * x, [1, 2, 3]) == [1, 4, 9]  # in the order given
+    assert lanes.Lanes(2).split(5) == [[0, 2, 4], [1, 3]] and lanes.Lanes(3).split(2) == [[0], [1]]
+    monkeypatch.undo()
+    count, threads = lanes.cpu_lanes(0, "cpu")  # this machine's
+    transcriber = load_transcriber(EngineConfig())
+    assert transcriber.settings()["cpu_lanes"] == f"{count} x {threads} threads"
+    assert lanes.Lanes.of(transcriber.whisper_model).count == count  # type: ignore[attr-defined]
+
+
 def test_packing_and_word_times_are_opt_in() -> None:
     from tasks.run_config import RunConfig
 

@@ -56,6 +56,25 @@ def test_tokens_of_every_window_are_the_same_alone_and_in_any_batch(clips: list[
         assert [alone[i] for i in order] == mixed, (seed, batch_size)
 
 
+def test_tokens_are_the_same_on_two_cpu_lanes_as_on_one_replica(clips: list[Clip]) -> None:
+    """Lanes (tasks/engines/lanes.py) change where a window is computed, not what: one replica on two threads
+    against two replicas of one thread each, encoding one window a call and splitting the decoder's batch."""
+    from faster_whisper import WhisperModel
+
+    from tasks.engines import resolve_model
+    from tasks.engines.lanes import Lanes
+
+    model = resolve_model(EngineConfig())
+    one = WhisperModel(model, device="cpu", compute_type="float32", cpu_threads=2, num_workers=1)
+    two = WhisperModel(model, device="cpu", compute_type="float32", cpu_threads=1, num_workers=2)
+    windows = plan_windows(clips)
+    alone = BatchDecoder(one, "en", 16).tokens(windows)
+    assert all(alone) and Lanes.of(two).count == 2 and Lanes.of(one).count == 1
+    order = _mixed(list(range(len(windows))), 3.0)  # type: ignore[arg-type]
+    laned = BatchDecoder(two, "en", 16, encode_batch=1, lanes=Lanes.of(two)).tokens([windows[i] for i in order])
+    assert [alone[i] for i in order] == laned
+
+
 def _texts(transcripts: list[Transcript]) -> list[tuple[str, tuple[tuple[float, float, str], ...]]]:
     return [(t.text, tuple((s.start, s.end, s.text) for s in t.segments)) for t in transcripts]
 

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from tasks.engines.lanes import Lanes
 from tasks.engines.windows import batches
 from tasks.engines.words import caption_groups, segment_of, transcript_of
 from tasks.records import SAMPLE_RATE, Clip, Segment, Transcript, Word
@@ -146,18 +147,21 @@ class BatchDecoder:
     """Greedy (or beam) decoding of windows in batches on a loaded faster-whisper `WhisperModel`."""
 
     def __init__(self, whisper: Any, language: str | None, batch_size: int, encode_batch: int | None = None,
-                 fit_context: bool = False) -> None:
+                 fit_context: bool = False, lanes: Lanes | None = None) -> None:
         """`batch_size` windows are decoded together; on the CPU they are encoded `encode_batch` at a time;
         with `fit_context` a short window's encoder input is cut to its own length (`encoder_frames`).
+        With `lanes` (the model's CPU replicas, `lanes.py`) the encoder calls and the batch's decoding
+        are spread over them, a share of the rows each.
 
         Why two sizes: on the CPU the decoder gains from wide batches (one step for every row: 32 rows
-        took 8.6 s where batches of 8 took 14.4 s on a 20-minute file) but the encoder does not (10.4 s
-        against 10.9 s), while its attention scores cost ~54 MB a window at once (tiny.en; a batch of
-        32 peaked at 3.1 GB). Encoding a few windows at a time keeps the memory of a small batch."""
+        took 8.6 s where batches of 8 took 14.4 s on a 20-minute file) but the encoder does not (0.15 s
+        a window one at a time on two lanes, 0.19 s four at a time on one), while its attention scores
+        cost ~54 MB a window at once (tiny.en; a batch of 32 peaked at 3.1 GB)."""
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_suppressed_tokens
 
         self._whisper, self.batch_size, self.encode_batch = whisper, batch_size, encode_batch
+        self._lanes = lanes or Lanes(1)
         self.fit_context = fit_context
         # language None (a multilingual model, no language given): detected per window, as
         # `BatchedInferencePipeline(multilingual=True)` does; a file gets its first window's
@@ -246,18 +250,38 @@ class BatchDecoder:
 
         extract, model = self._whisper.feature_extractor, self._whisper.model
         frames = self._frames(windows[0])
+        # the features here, not in the lanes: numpy's FFT there slowed the other lane's encoder (43 s against
+        # 40 s on the suite's 180 real prompts)
         features = np.stack([pad_or_trim(extract(w.samples)[..., :-1], frames) for w in windows])
         step = self.encode_batch or len(windows)
         if model.device != "cpu" or step >= len(windows):
             return model.encode(get_ctranslate2_storage(features), to_cpu=to_cpu)
-        parts = [np.asarray(model.encode(get_ctranslate2_storage(features[i : i + step]), to_cpu=True))
-                 for i in range(0, len(windows), step)]
+        parts = self._lanes.map(lambda i: np.asarray(model.encode(get_ctranslate2_storage(features[i : i + step]),
+                                                                  to_cpu=True)), range(0, len(windows), step))
         return ctranslate2.StorageView.from_array(np.concatenate(parts))
 
     def _generate(self, encoded: Any, timestamps: bool, beam_size: int, rows: int = 0) -> tuple[list[Any], list[str]]:
+        """Each row's result and language; on CPU lanes, a share of the rows on each lane (`Lanes.split`)."""
+        rows = rows or int(encoded.shape[0])
+        shares = self._lanes.split(rows)
+        if len(shares) < 2 or self._whisper.model.device != "cpu":
+            return self._generate_rows(encoded, timestamps, beam_size, rows)
+        import ctranslate2
+
+        every = np.asarray(encoded)
+        done = self._lanes.map(lambda share: self._generate_rows(
+            ctranslate2.StorageView.from_array(np.ascontiguousarray(every[share])), timestamps, beam_size,
+            len(share)), shares)
+        results: list[Any] = [None] * rows
+        languages: list[str] = [""] * rows
+        for share, (share_results, share_languages) in zip(shares, done, strict=True):
+            for row, result, language in zip(share, share_results, share_languages, strict=True):
+                results[row], languages[row] = result, language
+        return results, languages
+
+    def _generate_rows(self, encoded: Any, timestamps: bool, beam_size: int, rows: int) -> tuple[list[Any], list[str]]:
         """Each row's result and language; every row gets the same prompt but for its language token."""
         whisper, tokenizer = self._whisper, self._tokenizer
-        rows = rows or int(encoded.shape[0])
         prompts = [list(self._prompts[timestamps]) for _ in range(rows)]
         languages = [tokenizer.language_code] * rows
         if self._detect:

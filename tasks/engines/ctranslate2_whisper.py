@@ -22,6 +22,7 @@ from typing import Any
 from tasks.engines.base import EngineConfig, EngineError
 from tasks.engines.ct2_batch import WINDOW_S as WINDOW_S_BATCH
 from tasks.engines.ct2_batch import BatchDecoder, Decoding
+from tasks.engines.lanes import Lanes, cpu_lanes
 from tasks.engines.options import CTranslate2Options, engine_options
 from tasks.engines.packing import build_pack, plan_packs, split_pack
 from tasks.engines.words import transcript_of
@@ -42,13 +43,13 @@ SAFER_TEMPERATURES = (0.0, 0.4, 0.8)
 SAFER_BEST_OF = 2
 SAFER_BEAM_SIZE = 5
 # On the CPU the gain of a batch is the decoder's (one step for all rows); the encoder gains nothing
-# from it and its attention scores cost ~54 MB a window at once (tiny.en), so windows are encoded a
-# few at a time and decoded 32 at a time (`ct2_batch.BatchDecoder`). On a 20-minute file (2 cores):
-# decode 8 / encode 8: 27.6 s, 1.46 GB peak; 16 / 4: 23.0 s, 1.30 GB; 32 / 4: 21.8 s, 1.91 GB. Again at
-# 4b2f4b5+: 32 windows of 30 s, decode 16: 10.4 s, 32: 9.8 s, the same tokens; the throughput suite's long
-# files 27.1 s against 29.1 s, peak 1.8 GB against 1.4 GB (BatchedInferencePipeline's best, batch 32: 2.7 GB).
+# from it and its attention scores cost ~54 MB a window at once (tiny.en), so windows are encoded one
+# at a time on each of the model's lanes (`lanes.py`) and decoded 32 at a time, a share on each lane
+# (`ct2_batch.BatchDecoder`). On a 20-minute file (2 cores, one lane): decode 8 / encode 8: 27.6 s,
+# 1.46 GB peak; 16 / 4: 23.0 s, 1.30 GB; 32 / 4: 21.8 s, 1.91 GB. Again at 4b2f4b5+: 32 windows of 30 s,
+# decode 16: 10.4 s, 32: 9.8 s, the same tokens. Two lanes: bench/results/lanes_cpu.md.
 CPU_BATCH = 32
-CPU_ENCODE_BATCH = 4
+CPU_ENCODE_BATCH = 1
 CUDA_BATCH = 16  # when free memory cannot be read
 
 
@@ -69,10 +70,12 @@ class CTranslate2Whisper:
         self.compute_type = config.compute_type
         if self.compute_type == "auto":
             self.compute_type = "float16" if self.device == "cuda" else "float32"
+        lanes, threads = cpu_lanes(cpu_threads, self.device)
+        self._lanes, self._threads = Lanes(lanes), threads
         try:
             self._whisper = WhisperModel(
-                model, device=self.device, compute_type=self.compute_type, cpu_threads=cpu_threads,
-                local_files_only=True,
+                model, device=self.device, compute_type=self.compute_type, cpu_threads=threads,
+                num_workers=lanes, local_files_only=True,
             )
         except (RuntimeError, ValueError, OSError) as error:
             raise EngineError(f"cannot load CTranslate2 Whisper model from {model}: {error}") from error
@@ -82,9 +85,10 @@ class CTranslate2Whisper:
         self.long_form, self.audio_context = options.long_form, options.audio_context
         self.batch_size = config.batch_size or self._auto_batch(model)
         self._batch = BatchDecoder(self._whisper, self.language, self.batch_size, CPU_ENCODE_BATCH,
-                                   fit_context=self.audio_context == "fit")
-        log.info("ctranslate2 whisper %s on %s (%s, long files %s, batch %d, packing %s)", model, self.device,
-                 self.compute_type, self.long_form, self.batch_size, "on" if config.pack_short_clips else "off")
+                                   fit_context=self.audio_context == "fit", lanes=self._lanes)
+        log.info("ctranslate2 whisper %s on %s (%s, %d lane(s) of %s threads, long files %s, batch %d, packing %s)",
+                 model, self.device, self.compute_type, lanes, threads or "default", self.long_form,
+                 self.batch_size, "on" if config.pack_short_clips else "off")
 
     def _auto_batch(self, model: str) -> int:
         """Windows per batch from the model's geometry (`hardware.auto_batch_size`): on CUDA what fits in
@@ -126,6 +130,8 @@ class CTranslate2Whisper:
                     "long_form": self.long_form, "audio_context": self.audio_context,
                     "batch_size": str(self.batch_size),
                     "packing": "on" if self.config.pack_short_clips else "off"}
+        if self.device == "cpu":
+            settings["cpu_lanes"] = f"{self._lanes.count} x {self._threads} threads"
         if len(self.temperatures) > 1:
             settings |= {"temperature": ",".join(map(str, self.temperatures)), "decode": "sequential"}
         return settings
@@ -151,8 +157,9 @@ class CTranslate2Whisper:
         decoded = self._batch.transcribe([clips[i] for i in batched], decoding)
         for index, transcript in zip(batched, decoded, strict=True):
             results[index] = transcript
-        for index in sorted(set(rest) - set(batched)):
-            segments, language = self._decode(clips[index].samples, self.config.word_timestamps)
+        alone = sorted(set(rest) - set(batched))  # one file per lane at a time
+        for index, (segments, language) in zip(alone, self._lanes.map(
+                lambda i: self._decode(clips[i].samples, self.config.word_timestamps), alone), strict=True):
             results[index] = _as_transcript(segments, language)
         return [r for r in results if r is not None]
 
@@ -165,12 +172,12 @@ class CTranslate2Whisper:
         pending = [i for i, c in enumerate(clips) if c.duration_s <= PACK_MAX_CLIP_S]
         for _ in range(PACK_ROUNDS):  # a clip whose window split unclearly gets one more, with other neighbours
             unclear: list[int] = []
-            for members in plan_packs([clips[i].duration_s for i in pending], WINDOW_S, GAP_S):
-                indices = [pending[m] for m in members]
-                if len(indices) == 1:
-                    continue  # alone in its window: decoded alone
-                pack = build_pack([c.samples for c in clips], indices, GAP_S)
-                segments, language = self._decode(pack.samples, word_timestamps=True)
+            shared = [[pending[m] for m in members]
+                      for members in plan_packs([clips[i].duration_s for i in pending], WINDOW_S, GAP_S)
+                      if len(members) > 1]  # a clip alone in its window is decoded alone
+            packs = [build_pack([c.samples for c in clips], indices, GAP_S) for indices in shared]
+            decoded = self._lanes.map(lambda pack: self._decode(pack.samples, word_timestamps=True), packs)
+            for indices, pack, (segments, language) in zip(shared, packs, decoded, strict=True):
                 split = split_pack(pack, segments, GAP_S, language) or [None] * len(indices)
                 for index, transcript in zip(indices, split, strict=True):
                     results[index] = transcript

@@ -135,12 +135,16 @@ def base_installed() -> bool:
 
 @lru_cache(maxsize=2)
 def _load(model: str) -> Any:
+    import ctranslate2
     from faster_whisper import WhisperModel
 
+    from tasks.engines.lanes import cpu_lanes
     from tasks.settings import worker_settings
 
+    device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+    lanes, threads = cpu_lanes(worker_settings().cpu_threads, device)  # files side by side on the CPU
     # int8: it only guesses the language (bench_diarize.py measures it against float32)
-    whisper = WhisperModel(model, device="auto", compute_type="int8", cpu_threads=worker_settings().cpu_threads,
+    whisper = WhisperModel(model, device=device, compute_type="int8", cpu_threads=threads, num_workers=lanes,
                            local_files_only=True)
     if not whisper.model.is_multilingual:
         raise RuntimeError(f"language_model: {model} is English-only; languages need a multilingual Whisper")
