@@ -11,7 +11,7 @@ one call per lane from its own Python thread (CTranslate2 releases the GIL), the
 CTranslate2's documentation asks for data parallelism on CPU.
 
 Every row is still computed on its own, so a window's tokens do not depend on which lane or
-batch it went through (`tests/test_engine_ctranslate2.py` compares them).
+batch it went through (`tests/test_neighbours.py` compares them).
 """
 
 from __future__ import annotations
