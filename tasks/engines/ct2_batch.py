@@ -13,10 +13,10 @@ shares its batch (CTranslate2 computes each row of a batch on its own; the test 
 tokens alone and in three mixes).
 
 Whisper pads every window to 30 s before its encoder, so a 3 s clip costs a 30 s encoder pass
-(0.22 s of a 2-core CPU for tiny.en, 3-4x its greedy decode). With `fit_context` (opt-in,
+(0.15-0.17 s of a 2-core CPU for tiny.en, ~4x its batched greedy decode). With `fit_context` (opt-in,
 `audio_context: fit`) a clip shorter than that is encoded at its own length plus at least 2 s of
 padding, rounded up to 5 s and never under 15 s (`encoder_frames`; CTranslate2's encoder takes any
-length up to 30 s), and clips of one length are batched together. It is about twice as fast on clips,
+length up to 30 s), and clips of one length are batched together. It is 2-3x as fast on clips,
 but the model then hears what it was not trained on: at 7.5 s tiny.en loops on 3 s clips, and on held-out
 real speech it read worse even at 15 s, so the default is `full` (figures for tiny.en and base:
 bench/results/audio_context_cpu.md). A window's length is its own, so its text does not depend on its
