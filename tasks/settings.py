@@ -5,12 +5,36 @@ Every variable has the prefix TRANSCRIBE_ALL_, e.g. TRANSCRIBE_ALL_MODEL_CACHE.
 
 from __future__ import annotations
 
+import math
 import os
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def cpu_cores(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """The cores this worker may use: its CPU affinity (a container's cpuset), bounded by a cgroup CPU quota
+    (`docker run --cpus`, a pod's CPU limit: the host's cores are all visible there), at least 1."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    quota = _cpu_quota(cgroup)
+    return max(1, min(cores, math.ceil(quota))) if quota else cores
+
+
+def _cpu_quota(cgroup: Path) -> float | None:
+    """CPUs' worth of time the cgroup may use (cgroup v2 `cpu.max`, v1 `cpu.cfs_quota_us`), None: no limit."""
+    try:
+        if (v2 := cgroup / "cpu.max").is_file():  # "max 100000" or "200000 100000"
+            quota, period = v2.read_text().split()[:2]
+            return None if quota == "max" else int(quota) / int(period)
+        quota_us = int((cgroup / "cpu" / "cpu.cfs_quota_us").read_text())
+        return None if quota_us <= 0 else quota_us / int((cgroup / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _default_cache() -> Path:
@@ -23,7 +47,9 @@ class WorkerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRANSCRIBE_ALL_", extra="ignore")
 
     cache_dir: Path = Field(default_factory=_default_cache, description="Converted models and the CLI's Prefect state.")
-    cpu_threads: int = Field(default=0, ge=0, description="Threads per engine on CPU; 0 = all cores.")
+    cpu_threads: int = Field(default=0, ge=0, description=(
+        "Threads per engine on CPU; 0 = the engine's default (CTranslate2: the worker's cores up to 4, in two "
+        "lanes; torch: every core)."))
     decode_workers: int = Field(
         default=0, ge=0, description="Decoder processes per worker; 0 = all cores but one (1 to 8)."
     )

@@ -177,7 +177,8 @@ def test_a_cpu_model_runs_as_two_lanes_sharing_the_cores(monkeypatch: pytest.Mon
     from tasks.engines import lanes
 
     monkeypatch.setattr(lanes, "cpu_cores", lambda: 16)
-    assert lanes.cpu_lanes(0, "cpu") == (2, 8)  # every core, in two lanes
+    assert lanes.cpu_lanes(0, "cpu") == (2, 2)  # CTranslate2's own default of 4 threads, in two lanes
+    assert lanes.cpu_lanes(16, "cpu") == (2, 8)  # every core when asked
     assert lanes.cpu_lanes(3, "cpu") == (2, 1)  # cpu_threads bounds them
     assert lanes.cpu_lanes(1, "cpu") == (1, 1)
     assert lanes.cpu_lanes(4, "cuda") == (1, 4)  # one replica on a GPU

@@ -116,6 +116,28 @@ def test_worker_count_comes_from_the_cores_unless_configured() -> None:
     assert decode_workers(configured=3, cores=16) == 3
 
 
+def test_the_cores_are_bounded_by_a_containers_cpu_quota(tmp_path: Path) -> None:
+    """A container limited to 2 CPUs on a big host (`docker run --cpus 2`, a pod's CPU limit) sees every core
+    of the host; its quota in the cgroup is what it may use (cgroup v2 and v1)."""
+    from tasks.settings import cpu_cores
+
+    visible = cpu_cores(tmp_path / "none")  # no cgroup files: the affinity alone
+    assert visible >= 1
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "cpu.max").write_text("150000 100000\n")
+    assert cpu_cores(v2) == min(visible, 2)  # 1.5 CPUs' time: 2 threads
+    (v2 / "cpu.max").write_text("max 100000\n")
+    assert cpu_cores(v2) == visible
+    v1 = tmp_path / "v1" / "cpu"
+    v1.mkdir(parents=True)
+    (v1 / "cpu.cfs_quota_us").write_text("100000\n")
+    (v1 / "cpu.cfs_period_us").write_text("100000\n")
+    assert cpu_cores(v1.parent) == 1
+    (v1 / "cpu.cfs_quota_us").write_text("-1\n")
+    assert cpu_cores(v1.parent) == visible
+
+
 def test_a_script_without_a_main_guard_is_not_run_again_by_the_decoders(tmp_path: Path, example_library: Path) -> None:
     """multiprocessing re-imports `__main__` in new processes: an unguarded script would run twice."""
     import subprocess

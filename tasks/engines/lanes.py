@@ -17,32 +17,28 @@ batch it went through (`tests/test_neighbours.py` compares them).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from typing import Any, TypeVar
 
+from tasks.settings import cpu_cores
+
 CPU_LANES = 2  # replicas on a CPU with at least 2 cores to give them
+DEFAULT_THREADS = 4  # CTranslate2's own default intra_threads, shared by the lanes when none is set
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
-def cpu_cores() -> int:
-    """The cores this process may run on (its CPU affinity, e.g. a container's cpuset)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
 def cpu_lanes(cpu_threads: int, device: str) -> tuple[int, int]:
-    """(replicas, threads each) for a model on `device`: on the CPU, `cpu_threads` (0: every core)
-    shared by CPU_LANES replicas when there are cores for them; elsewhere one replica, as asked."""
+    """(replicas, threads each) for a model on `device`: on the CPU, `cpu_threads` shared by CPU_LANES
+    replicas when there are threads for them; elsewhere one replica, as asked. `cpu_threads` 0 means
+    what CTranslate2 takes by itself, the worker's cores up to DEFAULT_THREADS: a big machine's cores
+    are left to the decoders and to more workers unless a worker asks for them."""
     if device != "cpu":
         return 1, cpu_threads
-    total = cpu_threads or cpu_cores()
+    total = cpu_threads or min(cpu_cores(), DEFAULT_THREADS)
     lanes = CPU_LANES if total >= CPU_LANES else 1
     return lanes, total // lanes
 

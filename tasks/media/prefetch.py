@@ -47,6 +47,7 @@ from tasks.media.audio import MediaError
 from tasks.media.pieces import LongAudio, decode_spilling
 from tasks.media.sources import MediaSource
 from tasks.records import Clip, Failure, MediaItem
+from tasks.settings import cpu_cores
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def decode_workers(configured: int = 0, cores: int | None = None) -> int:
     """
     if configured:
         return configured
-    return max(1, min(8, (cores or os.cpu_count() or 2) - 1))
+    return max(1, min(8, (cores or cpu_cores()) - 1))
 
 
 @dataclass(frozen=True, slots=True)
