@@ -112,7 +112,8 @@ def test_a_worker_in_the_image_runs_the_shards_of_a_deployment_run(
     assert {r["status"] for r in rows} == {"ok"} and all(str(r["text"]).strip() for r in rows)
     assert prefect.flow_run_states("transcribe-shard") == ["COMPLETED", "COMPLETED"]
     runs = ds.dataset(out / "runs").to_table().to_pylist()
-    assert len(runs) == 1 and runs[0]["files_ok"] == 6 and runs[0]["files_failed"] == 0 and runs[0]["workers"] == 2
+    assert len(runs) == 1 and runs[0]["files_ok"] == 6 and runs[0]["files_failed"] == 0
+    assert runs[0]["workers"] == 1  # distinct workers that ran shards: one container ran both
     # the pool's only worker is the one in the container: the shards ran there
     workers = prefect.api("work_pools/transcribe-cpu/workers/filter", {})
     assert [w["name"] for w in workers] == [name]
