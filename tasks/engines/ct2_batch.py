@@ -263,8 +263,8 @@ class BatchDecoder:
     def _generate(self, encoded: Any, timestamps: bool, beam_size: int, rows: int = 0) -> tuple[list[Any], list[str]]:
         """Each row's result and language; on CPU lanes, a share of the rows on each lane (`Lanes.split`)."""
         rows = rows or int(encoded.shape[0])
-        shares = self._lanes.split(rows)
-        if len(shares) < 2 or self._whisper.model.device != "cpu":
+        shares = self._lanes.split(rows)  # one share on a GPU: its model has one lane
+        if len(shares) < 2:
             return self._generate_rows(encoded, timestamps, beam_size, rows)
         import ctranslate2
 
